@@ -1,0 +1,225 @@
+import { readFileSync } from 'node:fs';
+import { Command, CommanderError, Option } from 'commander';
+import { hashPassword } from './auth.js';
+import { loadConfigFile, loadConfigText, type Amend } from './config/load.js';
+import { amendFromUrls, DEFAULT_LISTEN, UsageError } from './config/one-liner.js';
+import type { Config } from './config/schema.js';
+import { buildRuntime, createGateway } from './gateway.js';
+import { createLogger } from './log.js';
+import { createRouter } from './route/router.js';
+import { parseHost, parseHostPort } from './target.js';
+
+export const EXIT_OK = 0;
+export const EXIT_RUNTIME = 1;
+export const EXIT_USAGE = 2;
+
+export interface CliIo {
+  readonly stdout: (text: string) => void;
+  readonly stderr: (text: string) => void;
+  readonly stdin: () => Promise<string>;
+  readonly version: string;
+}
+
+interface RunOptions {
+  config?: string;
+  listen: string[];
+  forward: string[];
+  logLevel?: string;
+}
+
+const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error'] as const;
+
+const collect = (value: string, previous: string[]): string[] => [...previous, value];
+
+/** Loads `-c FILE` (if any) with the -L/-F additions; with neither, the embedded default. */
+export function loadRunConfig(options: RunOptions): Config {
+  const listen = options.listen.length === 0 && !options.config ? [DEFAULT_LISTEN] : options.listen;
+  const amend: Amend = amendFromUrls(listen, options.forward);
+  if (options.config) return loadConfigFile(options.config, amend);
+  return loadConfigText('', '<command line>', process.cwd(), amend);
+}
+
+/** Runs the command line; resolves with the exit code. A long-running `run` resolves on stop. */
+export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
+  let exitCode = EXIT_OK;
+  const program = new Command('junction')
+    .description(
+      'Protocol-bridging proxy gateway: HTTP, CONNECT and SOCKS in; direct, upstream proxies or reject out',
+    )
+    .version(io.version, '-V, --version')
+    .exitOverride()
+    .configureOutput({ writeOut: io.stdout, writeErr: io.stderr })
+    .showHelpAfterError('(run "junction --help" for usage)');
+
+  program
+    .command('run', { isDefault: true })
+    .description('start the gateway (the default command)')
+    .option('-c, --config <file>', 'configuration file (YAML)')
+    .option(
+      '-L, --listen <url>',
+      'add an inbound, e.g. socks5://:1080 or mixed://user:pass@0.0.0.0:1080',
+      collect,
+      [],
+    )
+    .option(
+      '-F, --forward <url>',
+      'add an upstream hop, e.g. http://user:pass@proxy:3128; repeat for a chain',
+      collect,
+      [],
+    )
+    .addOption(new Option('--log-level <level>', 'override log.level').choices(LOG_LEVELS))
+    .action(async (options: RunOptions) => {
+      exitCode = await runGateway(options);
+    });
+
+  program
+    .command('check')
+    .description('validate a configuration file; print every problem as FILE:LINE:COL: message')
+    .requiredOption('-c, --config <file>', 'configuration file (YAML)')
+    .action((options: { config: string }) => {
+      const config = loadConfigFile(options.config);
+      buildRuntime(config);
+      io.stdout(
+        `${options.config}: ok (${config.inbounds.length} inbounds, ${config.outbounds.length} outbounds, ${config.rules.length} rules)\n`,
+      );
+    });
+
+  program
+    .command('route')
+    .description('print which rule and outbound a target would take, without connecting')
+    .requiredOption('-c, --config <file>', 'configuration file (YAML)')
+    .option('--inbound <name>', 'inbound the session arrives on (default: the first)')
+    .option('--user <name>', 'authenticated user')
+    .option('--source <ip>', 'client address', '127.0.0.1')
+    .argument('<host:port>', 'the target, e.g. example.com:443 or [::1]:80')
+    .action(
+      async (
+        targetText: string,
+        options: { config: string; inbound?: string; user?: string; source: string },
+      ) => {
+        const config = loadConfigFile(options.config);
+        const target = parseHostPort(targetText);
+        if (!target)
+          throw new UsageError(`bad target "${targetText}" (use HOST:PORT or [IPv6]:PORT)`);
+        const source = parseHost(options.source);
+        if (!source || source.kind === 'domain')
+          throw new UsageError(`bad --source "${options.source}" (use an IP address)`);
+        const inbound = options.inbound ?? config.inbounds[0]?.name ?? '';
+        if (options.inbound !== undefined && !config.inbounds.some((i) => i.name === inbound)) {
+          throw new UsageError(`unknown inbound "${inbound}"`);
+        }
+        const decision = await createRouter(config.rules).decide({
+          inbound,
+          source: { ip: source.ip, port: 0 },
+          user: options.user,
+          target,
+        });
+        const rule = decision.rule
+          ? `rules[${decision.rule.index}] ${decision.rule.text}`
+          : 'no rule matched (default)';
+        io.stdout(`${rule}\noutbound: ${decision.outbound}\n`);
+      },
+    );
+
+  program
+    .command('hash-password')
+    .description('read a password on stdin and print a password_hash for the configuration')
+    .action(async () => {
+      const password = (await io.stdin()).replace(/\r?\n$/, '');
+      if (password === '') throw new UsageError('no password on stdin');
+      io.stdout(`${await hashPassword(password)}\n`);
+    });
+
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return exitCode;
+  } catch (err) {
+    return reportFailure(err, io, argv.includes('debug'));
+  }
+}
+
+async function runGateway(options: RunOptions): Promise<number> {
+  const config = loadRunConfig(options);
+  const level = options.logLevel ?? config.log.level;
+  const log = createLogger(level as (typeof LOG_LEVELS)[number]);
+  if (config.inbounds.length === 0)
+    throw new UsageError(
+      'nothing to listen on: the configuration has no inbounds (add one, or -L)',
+    );
+  const gateway = createGateway(config, log);
+  await gateway.start();
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = (signal: NodeJS.Signals): void => {
+      if (stopping) {
+        log.warn({ signal }, 'second signal: closing every session now');
+        void gateway.stop(0);
+        return;
+      }
+      stopping = true;
+      log.info({ signal, grace_ms: gateway.config.limits.shutdown_grace }, 'shutting down');
+      void gateway.stop().then(() => {
+        process.off('SIGHUP', reload);
+        process.off('SIGTERM', stop);
+        process.off('SIGINT', stop);
+        log.info('stopped');
+        log.flush(() => resolve(EXIT_OK));
+      });
+    };
+    const reload = (): void => {
+      try {
+        gateway.reload(loadRunConfig(options));
+      } catch (err) {
+        log.error(
+          { problems: err instanceof Error ? err.message : String(err) },
+          'reload refused: the running configuration stays',
+        );
+      }
+    };
+    process.on('SIGTERM', stop);
+    process.on('SIGINT', stop);
+    process.on('SIGHUP', reload);
+  });
+}
+
+function reportFailure(err: unknown, io: CliIo, debug: boolean): number {
+  if (err instanceof CommanderError) {
+    // Help and version are successful exits; commander already printed its own message.
+    return err.exitCode === 0 ? EXIT_OK : EXIT_USAGE;
+  }
+  if (err instanceof Error && (err.name === 'ConfigError' || err.name === 'UsageError')) {
+    io.stderr(`${err.message}\n`);
+    return EXIT_USAGE;
+  }
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') {
+    const { address, port } = err as { address?: string; port?: number };
+    const why = {
+      EADDRINUSE: 'address already in use',
+      EACCES: 'permission denied',
+      EADDRNOTAVAIL: 'address not available on this host',
+    }[code];
+    io.stderr(`junction: cannot listen on ${address ?? '?'}:${port ?? '?'}: ${why}\n`);
+    return EXIT_RUNTIME;
+  }
+  io.stderr(`junction: ${err instanceof Error ? err.message : String(err)}\n`);
+  if (debug && err instanceof Error && err.stack) io.stderr(`${err.stack}\n`);
+  return EXIT_RUNTIME;
+}
+
+export function readStdin(): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let text = '';
+    process.stdin.setEncoding('utf8');
+    process.stdin.on('data', (chunk: string) => (text += chunk));
+    process.stdin.on('end', () => resolve(text));
+    process.stdin.on('error', reject);
+  });
+}
+
+export function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
+    version: string;
+  };
+  return pkg.version;
+}

@@ -1,0 +1,123 @@
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node } from 'yaml';
+import type { z } from 'zod';
+import { configSchema, type Config } from './schema.js';
+
+export interface ConfigProblem {
+  readonly file: string;
+  readonly line: number;
+  readonly col: number;
+  readonly message: string;
+}
+
+/** Every problem of a configuration, each as FILE:LINE:COL: message. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  readonly problems: readonly ConfigProblem[];
+
+  constructor(problems: readonly ConfigProblem[]) {
+    super(problems.map(formatProblem).join('\n'));
+    this.problems = problems;
+  }
+}
+
+export function formatProblem(p: ConfigProblem): string {
+  return `${p.file}:${p.line}:${p.col}: ${p.message}`;
+}
+
+/** Changes the parsed YAML before validation: the CLI's -L and -F add to a file's config. */
+export type Amend = (raw: Record<string, unknown>) => void;
+
+export function loadConfigFile(file: string, amend?: Amend): Config {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    const reason =
+      (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message;
+    throw new ConfigError([{ file, line: 1, col: 1, message: `cannot read config: ${reason}` }]);
+  }
+  return loadConfigText(text, file, dirname(resolve(file)), amend);
+}
+
+export function loadConfigText(text: string, file: string, baseDir: string, amend?: Amend): Config {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, uniqueKeys: true, prettyErrors: false });
+  const at = (offset: number, message: string): ConfigProblem => {
+    const { line, col } = lineCounter.linePos(offset);
+    return { file, line, col, message };
+  };
+  if (doc.errors.length > 0) {
+    throw new ConfigError(doc.errors.map((e) => at(e.pos[0], yamlMessage(e.code, e.message))));
+  }
+  const js: unknown = doc.toJS();
+  if (js !== null && js !== undefined && (typeof js !== 'object' || Array.isArray(js))) {
+    throw new ConfigError([
+      at(0, 'the configuration must be a mapping of keys (log, limits, inbounds, ...)'),
+    ]);
+  }
+  const data = (js ?? {}) as Record<string, unknown>;
+  amend?.(data);
+  const result = configSchema(baseDir).safeParse(data);
+  if (result.success) return result.data;
+  const problems = result.error.issues.flatMap((issue) => issueProblems(issue, doc, at));
+  problems.sort((a, b) => a.line - b.line || a.col - b.col);
+  throw new ConfigError(problems);
+}
+
+function yamlMessage(code: string, message: string): string {
+  if (code === 'DUPLICATE_KEY') return 'duplicate key';
+  return message.split('\n')[0] ?? message;
+}
+
+type At = (offset: number, message: string) => ConfigProblem;
+
+function issueProblems(issue: z.core.$ZodIssue, doc: Document, at: At): ConfigProblem[] {
+  const path = issue.path.map((p) => (typeof p === 'symbol' ? String(p) : p));
+  const where = path.length > 0 ? `${path.join('.')}: ` : '';
+  if (issue.code === 'unrecognized_keys') {
+    const map = nodeAt(doc, path).node;
+    return issue.keys.map((key) => {
+      const keyNode = isMap(map)
+        ? map.items.find((p) => isScalar(p.key) && p.key.value === key)?.key
+        : undefined;
+      const offset = isScalar(keyNode) ? (keyNode.range?.[0] ?? 0) : offsetOf(map);
+      return at(offset, `${where}unknown key "${key}"`);
+    });
+  }
+  const { node, complete } = nodeAt(doc, path);
+  return [at(offsetOf(node), `${where}${issueMessage(issue, complete)}`)];
+}
+
+function issueMessage(issue: z.core.$ZodIssue, present: boolean): string {
+  if (issue.code === 'invalid_value' && 'values' in issue) {
+    return `expected one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}`;
+  }
+  if (issue.code === 'invalid_type' && issue.message.startsWith('Invalid input')) {
+    return present ? `expected ${issue.expected}` : 'required';
+  }
+  return issue.message;
+}
+
+/**
+ * The deepest YAML node that exists along `path` (a list key may hold a single scalar, and a
+ * missing key has no node), and whether the whole path was found.
+ */
+function nodeAt(
+  doc: Document,
+  path: readonly PropertyKey[],
+): { node: Node | null; complete: boolean } {
+  let node: unknown = doc.contents;
+  for (const key of path) {
+    const child: unknown = isMap(node) || isSeq(node) ? node.get(key, true) : undefined;
+    if (child === undefined || child === null)
+      return { node: node as Node | null, complete: false };
+    node = child;
+  }
+  return { node: (node as Node | null) ?? null, complete: true };
+}
+
+function offsetOf(node: Node | null): number {
+  return node?.range?.[0] ?? 0;
+}

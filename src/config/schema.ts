@@ -1,0 +1,364 @@
+import { readFileSync } from 'node:fs';
+import { resolve as resolvePath } from 'node:path';
+import { z } from 'zod';
+import { parseCidr, type Cidr } from '../cidr.js';
+import { parseHost, parseHostPort, type Target } from '../target.js';
+import { parseDuration } from './duration.js';
+import { parseDomainList } from '../route/domain-list.js';
+import { parseOutboundUrl } from './url.js';
+
+/**
+ * The configuration schema: the single source of truth. The TypeScript types below are inferred
+ * from it, and load.ts maps every issue's path back to a YAML position.
+ */
+
+const RESERVED_OUTBOUNDS = ['direct', 'reject'] as const;
+
+const duration = z
+  .string('expected a duration such as 500ms, 10s, 5m or 1h')
+  .transform((text, ctx) => {
+    const ms = parseDuration(text);
+    if (ms === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `bad duration "${text}" (use 500ms, 10s, 5m or 1h)`,
+      });
+      return z.NEVER;
+    }
+    return ms;
+  });
+
+/** A list key also accepts a single item, as users write `port: 443`. */
+function list<T extends z.ZodType>(item: T) {
+  return z.preprocess(
+    (v) => (Array.isArray(v) || v === undefined ? v : [v]),
+    z.array(item).min(1, 'an empty list would never match; remove the key instead'),
+  );
+}
+
+const cidr = z.string('expected a CIDR such as 10.0.0.0/8').transform((text, ctx): Cidr => {
+  const parsed = parseCidr(text);
+  if (!parsed) {
+    ctx.addIssue({ code: 'custom', message: `bad CIDR "${text}"` });
+    return z.NEVER;
+  }
+  return parsed;
+});
+
+const listenAddress = z
+  .string('expected an address such as 127.0.0.1:1080')
+  .transform((text, ctx): Target => {
+    const withHost = text.startsWith(':') ? `127.0.0.1${text}` : text;
+    const parsed = parseHostPort(withHost, true);
+    if (!parsed || (parsed.host.kind === 'domain' && parsed.host.name !== 'localhost')) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `bad listen address "${text}" (use IP:PORT or [IPv6]:PORT)`,
+      });
+      return z.NEVER;
+    }
+    return parsed;
+  });
+
+const name = z
+  .string('expected a name')
+  .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'a name uses letters, digits, "_", "." and "-"');
+
+const user = z.union(
+  [
+    z.strictObject({ username: z.string().min(1).max(255), password: z.string().min(1).max(255) }),
+    z.strictObject({
+      username: z.string().min(1).max(255),
+      password_hash: z.string().regex(/^scrypt\$/, 'expected a hash from "junction hash-password"'),
+    }),
+  ],
+  { error: 'a user is { username, password } or { username, password_hash }' },
+);
+
+const inbound = z.strictObject({
+  name,
+  type: z.enum(['http', 'socks', 'socks4', 'socks5', 'mixed']),
+  listen: listenAddress,
+  auth: z.strictObject({ users: z.array(user).min(1) }).optional(),
+  udp: z.boolean().default(true),
+  udp_advertise: z
+    .string()
+    .refine(
+      (s) => parseHost(s)?.kind !== 'domain' && parseHost(s) !== undefined,
+      'expected an IP address',
+    )
+    .optional(),
+  allow: list(cidr).optional(),
+});
+
+const tls = z.strictObject({
+  ca: z.string().optional(),
+  servername: z.string().optional(),
+  insecure: z.boolean().default(false),
+});
+
+const outboundUrl = z.string().superRefine((text, ctx) => {
+  const problem = parseOutboundUrl(text).error;
+  if (problem) ctx.addIssue({ code: 'custom', message: problem });
+});
+
+const outbound = z
+  .strictObject({
+    name,
+    url: outboundUrl.optional(),
+    tls: tls.optional(),
+    chain: z.array(name).min(1).optional(),
+    fallback: z.array(name).min(1).optional(),
+    check: z
+      .strictObject({
+        url: z.url().optional(),
+        tcp: z.string().optional(),
+        interval: duration.default(30_000),
+        timeout: duration.default(5_000),
+      })
+      .optional(),
+  })
+  .superRefine((o, ctx) => {
+    const kinds = [o.url, o.chain, o.fallback].filter((v) => v !== undefined).length;
+    if (kinds !== 1) {
+      ctx.addIssue({
+        code: 'custom',
+        message: 'an outbound has exactly one of url, chain or fallback',
+      });
+    }
+    if (o.check && !o.fallback) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['check'],
+        message: 'check applies to fallback outbounds only',
+      });
+    }
+    if (o.tls && !o.url?.startsWith('https:')) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['tls'],
+        message: 'tls applies to https:// outbounds only',
+      });
+    }
+  });
+
+const port = z
+  .union([z.number(), z.string()], { error: 'expected a port (443) or a range ("8000-8999")' })
+  .transform((value, ctx) => {
+    if (typeof value === 'number') {
+      if (Number.isInteger(value) && value >= 1 && value <= 65535) return value;
+      ctx.addIssue({ code: 'custom', message: `bad port ${value} (use 1-65535)` });
+      return z.NEVER;
+    }
+    const m = /^(\d{1,5})-(\d{1,5})$/.exec(value.trim());
+    const from = Number(m?.[1]);
+    const to = Number(m?.[2]);
+    if (!m || from < 1 || to > 65535 || from > to) {
+      ctx.addIssue({ code: 'custom', message: `bad port range "${value}" (use 8000-8999)` });
+      return z.NEVER;
+    }
+    return { from, to };
+  });
+
+const regex = z.string().transform((text, ctx) => {
+  try {
+    return new RegExp(text, 'i');
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: `bad regex: ${(err as Error).message}` });
+    return z.NEVER;
+  }
+});
+
+const domain = z.string().transform((text, ctx) => {
+  const host = parseHost(text);
+  if (host?.kind !== 'domain') {
+    ctx.addIssue({ code: 'custom', message: `bad domain "${text}"` });
+    return z.NEVER;
+  }
+  return host.name;
+});
+
+function domainListFile(baseDir: string) {
+  return z.string().transform((file, ctx) => {
+    const path = resolvePath(baseDir, file);
+    try {
+      return { file, entries: parseDomainList(readFileSync(path, 'utf8')) };
+    } catch (err) {
+      const reason =
+        (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message;
+      ctx.addIssue({
+        code: 'custom',
+        message: `cannot use domain list ${path}: ${reason}`,
+      });
+      return z.NEVER;
+    }
+  });
+}
+
+function rule(baseDir: string) {
+  return z.strictObject({
+    domain: list(domain).optional(),
+    domain_suffix: list(domain).optional(),
+    domain_keyword: list(
+      z
+        .string()
+        .min(1)
+        .transform((s) => s.toLowerCase()),
+    ).optional(),
+    domain_regex: list(regex).optional(),
+    domain_list: domainListFile(baseDir).optional(),
+    ip_cidr: list(cidr).optional(),
+    resolve: z.boolean().default(false),
+    port: list(port).optional(),
+    source_cidr: list(cidr).optional(),
+    inbound: list(name).optional(),
+    user: list(z.string().min(1)).optional(),
+    outbound: name,
+  });
+}
+
+const denyItem = z.union([z.enum(['private', 'loopback']), cidr], {
+  error: 'expected a CIDR, "private" or "loopback"',
+});
+
+const limits = z.strictObject({
+  handshake_timeout: duration.default(10_000),
+  connect_timeout: duration.default(10_000),
+  idle_timeout: duration.default(300_000),
+  udp_idle_timeout: duration.default(120_000),
+  max_connections: z.number().int().min(1).default(10_000),
+  shutdown_grace: duration.default(10_000),
+  deny_destinations: z.array(denyItem).default([]),
+});
+
+export function configSchema(baseDir: string) {
+  return z
+    .strictObject({
+      log: z
+        .strictObject({
+          level: z.enum(['trace', 'debug', 'info', 'warn', 'error']).default('info'),
+          access: z.boolean().default(true),
+        })
+        .prefault({}),
+      admin: z.strictObject({ listen: listenAddress }).optional(),
+      limits: limits.prefault({}),
+      inbounds: z.array(inbound).default([]),
+      outbounds: z.array(outbound).default([]),
+      rules: z.array(rule(baseDir)).default([]),
+    })
+    .superRefine((config, ctx) => {
+      checkUnique(config.inbounds, 'inbounds', 'inbound', ctx);
+      checkUnique(config.outbounds, 'outbounds', 'outbound', ctx);
+      const outbounds = new Set<string>([
+        ...RESERVED_OUTBOUNDS,
+        ...config.outbounds.map((o) => o.name),
+      ]);
+      const inbounds = new Set(config.inbounds.map((i) => i.name));
+      config.outbounds.forEach((o, i) => {
+        if ((RESERVED_OUTBOUNDS as readonly string[]).includes(o.name)) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['outbounds', i, 'name'],
+            message: `"${o.name}" is built in and cannot be redefined`,
+          });
+        }
+        for (const key of ['chain', 'fallback'] as const) {
+          o[key]?.forEach((member, j) => {
+            if (!outbounds.has(member)) {
+              ctx.addIssue({
+                code: 'custom',
+                path: ['outbounds', i, key, j],
+                message: `unknown outbound "${member}"`,
+              });
+            }
+          });
+        }
+      });
+      const cycle = findCycle(config.outbounds);
+      if (cycle) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['outbounds', cycle.index, 'name'],
+          message: `outbound "${cycle.path[0] ?? ''}" refers to itself: ${cycle.path.join(' -> ')}`,
+        });
+      }
+      config.rules.forEach((r, i) => {
+        if (!outbounds.has(r.outbound)) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['rules', i, 'outbound'],
+            message: `unknown outbound "${r.outbound}"`,
+          });
+        }
+        r.inbound?.forEach((n, j) => {
+          if (!inbounds.has(n)) {
+            ctx.addIssue({
+              code: 'custom',
+              path: ['rules', i, 'inbound', j],
+              message: `unknown inbound "${n}"`,
+            });
+          }
+        });
+        if (r.resolve && !r.ip_cidr) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['rules', i, 'resolve'],
+            message: 'resolve applies to rules with ip_cidr only',
+          });
+        }
+      });
+    });
+}
+
+function checkUnique(
+  items: readonly { name: string }[],
+  key: string,
+  what: string,
+  ctx: z.RefinementCtx,
+): void {
+  const seen = new Set<string>();
+  items.forEach((item, i) => {
+    if (seen.has(item.name)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: [key, i, 'name'],
+        message: `duplicate ${what} name "${item.name}"`,
+      });
+    }
+    seen.add(item.name);
+  });
+}
+
+/** A chain or fallback that reaches itself again would recurse forever at dial time. */
+function findCycle(
+  outbounds: readonly {
+    name: string;
+    chain?: string[] | undefined;
+    fallback?: string[] | undefined;
+  }[],
+) {
+  const members = new Map(
+    outbounds.map((o) => [o.name, [...(o.chain ?? []), ...(o.fallback ?? [])]]),
+  );
+  const visit = (name: string, path: string[]): string[] | undefined => {
+    if (path.includes(name)) return [...path, name];
+    for (const next of members.get(name) ?? []) {
+      const found = visit(next, [...path, name]);
+      if (found) return found;
+    }
+    return undefined;
+  };
+  for (const [index, o] of outbounds.entries()) {
+    const path = visit(o.name, []);
+    if (path) return { index, path };
+  }
+  return undefined;
+}
+
+export type Config = z.output<ReturnType<typeof configSchema>>;
+export type InboundConfig = Config['inbounds'][number];
+export type OutboundConfig = Config['outbounds'][number];
+export type RuleConfig = Config['rules'][number];
+export type Limits = Config['limits'];
+export type UserConfig = NonNullable<InboundConfig['auth']>['users'][number];
+export type InboundType = InboundConfig['type'];

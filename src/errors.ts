@@ -1,0 +1,122 @@
+/**
+ * The one place that knows how a failure is told to a client, in every protocol.
+ * Inbounds read `code`; outbounds translate foreign errors into a ProxyError at their edge.
+ */
+export type ErrorCode =
+  | 'BAD_REQUEST'
+  | 'AUTH_REQUIRED'
+  | 'AUTH_FAILED'
+  | 'NOT_ALLOWED'
+  | 'RULE_REJECT'
+  | 'DESTINATION_DENIED'
+  | 'CMD_UNSUPPORTED'
+  | 'ATYP_UNSUPPORTED'
+  | 'DNS_FAILED'
+  | 'NET_UNREACHABLE'
+  | 'HOST_UNREACHABLE'
+  | 'CONN_REFUSED'
+  | 'CONNECT_TIMEOUT'
+  | 'UPSTREAM_FAILED'
+  | 'UPSTREAM_AUTH_FAILED'
+  | 'HANDSHAKE_TIMEOUT'
+  | 'IDLE_TIMEOUT'
+  | 'CLIENT_CLOSED'
+  | 'SHUTDOWN'
+  | 'LIMIT'
+  | 'INTERNAL';
+
+export class ProxyError extends Error {
+  override readonly name = 'ProxyError';
+  readonly code: ErrorCode;
+  /** A SOCKS5 REP from an upstream proxy, handed to our client unchanged. */
+  readonly upstreamReply: number | undefined;
+
+  constructor(code: ErrorCode, message: string, upstreamReply?: number) {
+    super(message);
+    this.code = code;
+    this.upstreamReply = upstreamReply;
+  }
+}
+
+interface Reply {
+  /** RFC 1928 §6 REP */
+  readonly socks5: number;
+  /** SOCKS4 CD: 0x5B rejected or failed, 0x5C/0x5D identd (never used) */
+  readonly socks4: number;
+  readonly http: number;
+}
+
+const SOCKS4_FAILED = 0x5b;
+
+/** SPEC "SOCKS5 replies" and "HTTP inbound: Errors", one row per failure. */
+export const REPLIES: Readonly<Record<ErrorCode, Reply>> = {
+  BAD_REQUEST: { socks5: 0x01, socks4: SOCKS4_FAILED, http: 400 },
+  AUTH_REQUIRED: { socks5: 0x01, socks4: SOCKS4_FAILED, http: 407 },
+  AUTH_FAILED: { socks5: 0x01, socks4: SOCKS4_FAILED, http: 407 },
+  NOT_ALLOWED: { socks5: 0x02, socks4: SOCKS4_FAILED, http: 403 },
+  RULE_REJECT: { socks5: 0x02, socks4: SOCKS4_FAILED, http: 403 },
+  DESTINATION_DENIED: { socks5: 0x02, socks4: SOCKS4_FAILED, http: 403 },
+  CMD_UNSUPPORTED: { socks5: 0x07, socks4: SOCKS4_FAILED, http: 405 },
+  ATYP_UNSUPPORTED: { socks5: 0x08, socks4: SOCKS4_FAILED, http: 400 },
+  DNS_FAILED: { socks5: 0x04, socks4: SOCKS4_FAILED, http: 502 },
+  NET_UNREACHABLE: { socks5: 0x03, socks4: SOCKS4_FAILED, http: 502 },
+  HOST_UNREACHABLE: { socks5: 0x04, socks4: SOCKS4_FAILED, http: 502 },
+  CONN_REFUSED: { socks5: 0x05, socks4: SOCKS4_FAILED, http: 502 },
+  CONNECT_TIMEOUT: { socks5: 0x06, socks4: SOCKS4_FAILED, http: 504 },
+  UPSTREAM_FAILED: { socks5: 0x01, socks4: SOCKS4_FAILED, http: 502 },
+  UPSTREAM_AUTH_FAILED: { socks5: 0x01, socks4: SOCKS4_FAILED, http: 502 },
+  HANDSHAKE_TIMEOUT: { socks5: 0x01, socks4: SOCKS4_FAILED, http: 408 },
+  IDLE_TIMEOUT: { socks5: 0x01, socks4: SOCKS4_FAILED, http: 504 },
+  CLIENT_CLOSED: { socks5: 0x01, socks4: SOCKS4_FAILED, http: 400 },
+  SHUTDOWN: { socks5: 0x01, socks4: SOCKS4_FAILED, http: 503 },
+  LIMIT: { socks5: 0x01, socks4: SOCKS4_FAILED, http: 503 },
+  INTERNAL: { socks5: 0x01, socks4: SOCKS4_FAILED, http: 500 },
+};
+
+export function socks5Reply(err: ProxyError): number {
+  return err.upstreamReply ?? REPLIES[err.code].socks5;
+}
+
+export function httpStatus(err: ProxyError): number {
+  return REPLIES[err.code].http;
+}
+
+const ERRNO_CODES: Readonly<Record<string, ErrorCode>> = {
+  ECONNREFUSED: 'CONN_REFUSED',
+  ENOTFOUND: 'DNS_FAILED',
+  EAI_AGAIN: 'DNS_FAILED',
+  EAI_FAIL: 'DNS_FAILED',
+  EAI_NODATA: 'DNS_FAILED',
+  EAI_NONAME: 'DNS_FAILED',
+  ENETUNREACH: 'NET_UNREACHABLE',
+  ENETDOWN: 'NET_UNREACHABLE',
+  EHOSTUNREACH: 'HOST_UNREACHABLE',
+  EHOSTDOWN: 'HOST_UNREACHABLE',
+  EADDRNOTAVAIL: 'HOST_UNREACHABLE',
+  ETIMEDOUT: 'CONNECT_TIMEOUT',
+  ECONNRESET: 'UPSTREAM_FAILED',
+  EPIPE: 'UPSTREAM_FAILED',
+};
+
+/**
+ * Translates an error from a dial (errno, abort) into a ProxyError. The original is not kept as
+ * `cause`: foreign errors can carry credentials (the socks client's does) and loggers print causes.
+ */
+export function fromDialError(err: unknown, what: string): ProxyError {
+  if (err instanceof ProxyError) return err;
+  const errno = errorCode(err);
+  if (errno === 'ABORT_ERR' || (err instanceof Error && err.name === 'TimeoutError')) {
+    return new ProxyError('CONNECT_TIMEOUT', `${what}: connect timed out`);
+  }
+  if (errno === undefined) return new ProxyError('UPSTREAM_FAILED', `${what}: connect failed`);
+  const code = ERRNO_CODES[errno] ?? 'UPSTREAM_FAILED';
+  const reason = code === 'DNS_FAILED' ? 'name not resolved' : errno;
+  return new ProxyError(code, `${what}: ${reason}`);
+}
+
+export function errorCode(err: unknown): string | undefined {
+  if (typeof err === 'object' && err !== null && 'code' in err && typeof err.code === 'string') {
+    return err.code;
+  }
+  return undefined;
+}

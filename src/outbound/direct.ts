@@ -1,0 +1,100 @@
+import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
+import { connect, type LookupFunction, type Socket } from 'node:net';
+import { fromDialError, ProxyError } from '../errors.js';
+import type { DestinationPolicy } from '../policy.js';
+import { formatTarget, hostToString, type Target } from '../target.js';
+import type { Connected, DialContext, Outbound } from './types.js';
+
+const DENIED = 'DESTINATION_DENIED';
+
+/**
+ * Opens a TCP connection to the target itself. Names are resolved by the OS resolver and tried
+ * with Happy Eyeballs (`autoSelectFamily`). The destination policy is applied to every address
+ * the resolver returns, so a name that points at a denied address is refused too.
+ */
+export function createDirectOutbound(policy: DestinationPolicy, name = 'direct'): Outbound {
+  const lookup = policedLookup(policy);
+  return {
+    name,
+    dial(target, context) {
+      return dialTcp(target, context, policy, lookup);
+    },
+  };
+}
+
+export function dialTcp(
+  target: Target,
+  { signal }: DialContext,
+  policy: DestinationPolicy,
+  lookup: LookupFunction,
+): Promise<Connected> {
+  const what = `connect to ${formatTarget(target)}`;
+  const host = hostToString(target.host);
+  if (target.host.kind !== 'domain' && !policy.allows(host)) {
+    return Promise.reject(new ProxyError(DENIED, `${what}: destination not allowed`));
+  }
+  return new Promise<Connected>((resolve, reject) => {
+    const socket: Socket = connect({
+      host,
+      port: target.port,
+      lookup,
+      autoSelectFamily: true,
+      noDelay: true,
+      allowHalfOpen: true,
+      signal,
+    });
+    const onError = (err: Error): void => {
+      socket.destroy();
+      reject(timeoutOrAbort(err, signal) ?? translate(err, what));
+    };
+    socket.once('error', onError);
+    socket.once('connect', () => {
+      socket.off('error', onError);
+      resolve({ stream: socket, bound: undefined });
+    });
+  });
+}
+
+function translate(err: Error, what: string): ProxyError {
+  if ((err as NodeJS.ErrnoException).code === DENIED) {
+    return new ProxyError(DENIED, `${what}: destination not allowed`);
+  }
+  return fromDialError(err, what);
+}
+
+/** A timeout aborts with a TimeoutError reason; any other abort means the client left. */
+function timeoutOrAbort(err: Error, signal: AbortSignal): ProxyError | undefined {
+  if (!signal.aborted) return undefined;
+  const reason: unknown = signal.reason;
+  if (reason instanceof ProxyError) return reason;
+  if (reason instanceof Error && reason.name === 'TimeoutError') {
+    return new ProxyError('CONNECT_TIMEOUT', 'connect timed out');
+  }
+  return fromDialError(err, 'connect');
+}
+
+/** dns.lookup, minus the addresses the policy denies; an answer with none left is an error. */
+export function policedLookup(policy: DestinationPolicy): LookupFunction {
+  return (hostname, options, callback) => {
+    dnsLookup(hostname, { ...options, all: true }, (err, addresses: LookupAddress[]) => {
+      if (err) {
+        callback(err, '', 0);
+        return;
+      }
+      const allowed = addresses.filter((a) => policy.allows(a.address));
+      if (allowed.length === 0) {
+        const denied = Object.assign(new Error(`${hostname}: destination not allowed`), {
+          code: DENIED,
+        });
+        callback(denied, '', 0);
+        return;
+      }
+      if (options.all) {
+        (callback as unknown as (e: null, a: LookupAddress[]) => void)(null, allowed);
+      } else {
+        const first = allowed[0] as LookupAddress;
+        callback(null, first.address, first.family);
+      }
+    });
+  };
+}

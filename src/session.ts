@@ -1,0 +1,126 @@
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { Limits } from './config/schema.js';
+import { ProxyError } from './errors.js';
+import type { Logger } from './log.js';
+import type { Connected, Outbound } from './outbound/types.js';
+import { relay as relayStreams } from './relay.js';
+import type { RouteDecision, Router } from './route/types.js';
+import type { SessionInfo } from './session-info.js';
+import { formatTarget } from './target.js';
+
+export type { SessionInfo, Protocol } from './session-info.js';
+
+/** What one configuration generation offers to new sessions; a reload swaps it whole. */
+export interface Runtime {
+  readonly router: Router;
+  readonly outbounds: ReadonlyMap<string, Outbound>;
+  readonly limits: Limits;
+  readonly accessLog: boolean;
+}
+
+export interface SessionContext {
+  /** The generation current when the session starts; it keeps it to the end. */
+  readonly runtime: Runtime;
+  readonly log: Logger;
+  /** False when the client's address is not in the inbound's `allow` list. */
+  readonly clientAllowed: boolean;
+}
+
+export interface Finish {
+  readonly up: number;
+  readonly down: number;
+  readonly error: ProxyError | undefined;
+}
+
+/**
+ * One client request from handshake to the access-log line. The inbound parses and replies;
+ * the session routes, dials, relays and logs, exactly once however it ends.
+ */
+export interface Session {
+  readonly info: SessionInfo;
+  readonly log: Logger;
+  readonly limits: Limits;
+  /** Routes and dials. Rejects only with ProxyError, so the inbound can answer in its protocol. */
+  connect(): Promise<Connected>;
+  /** Relays until both directions end, releases both streams, logs. Never rejects. */
+  relay(client: Socket, upstream: Duplex): Promise<void>;
+  /** Ends a session whose bytes were moved by the inbound itself (HTTP forwarding). */
+  finish(result: Finish): void;
+  /** Ends a session that never relayed. */
+  fail(err: ProxyError): void;
+}
+
+export function startSession(context: SessionContext, info: SessionInfo, client: Duplex): Session {
+  const { runtime } = context;
+  const started = performance.now();
+  const log = context.log.child({ sid: info.id });
+  let decision: RouteDecision | undefined;
+  let ended = false;
+
+  const end = ({ up, down, error }: Finish): void => {
+    if (ended) return;
+    ended = true;
+    if (!runtime.accessLog) return;
+    const line = {
+      inbound: info.inbound,
+      protocol: info.protocol,
+      client: `${info.source.ip}:${info.source.port}`,
+      user: info.user,
+      target: formatTarget(info.target),
+      rule: decision?.rule?.index,
+      outbound: decision?.outbound,
+      up,
+      down,
+      ms: Math.round(performance.now() - started),
+      result: error ? error.code : 'ok',
+      error: error?.message,
+    };
+    log.info(line, 'session');
+  };
+
+  return {
+    info,
+    log,
+    limits: runtime.limits,
+    async connect() {
+      if (!context.clientAllowed) throw new ProxyError('NOT_ALLOWED', 'client address not allowed');
+      const controller = new AbortController();
+      const onClientGone = (): void => {
+        controller.abort(
+          new ProxyError('CLIENT_CLOSED', 'client closed before the connection was made'),
+        );
+      };
+      client.once('close', onClientGone);
+      const signal = AbortSignal.any([
+        controller.signal,
+        AbortSignal.timeout(runtime.limits.connect_timeout),
+      ]);
+      try {
+        decision = await runtime.router.decide(info, signal);
+        const outbound = runtime.outbounds.get(decision.outbound);
+        if (!outbound)
+          throw new ProxyError('INTERNAL', `outbound "${decision.outbound}" is missing`);
+        return await outbound.dial(info.target, { signal, log });
+      } catch (err) {
+        throw err instanceof ProxyError ? err : internal(err, log);
+      } finally {
+        client.off('close', onClientGone);
+      }
+    },
+    async relay(clientSocket, upstream) {
+      const result = await relayStreams(clientSocket, upstream, runtime.limits.idle_timeout);
+      end(result);
+    },
+    finish: end,
+    fail(err) {
+      end({ up: 0, down: 0, error: err });
+    },
+  };
+}
+
+/** A non-ProxyError here is a bug in junction: log it loudly, tell the client "general failure". */
+function internal(err: unknown, log: Logger): ProxyError {
+  log.error({ err }, 'unexpected error while connecting');
+  return new ProxyError('INTERNAL', 'internal error');
+}

@@ -1,0 +1,81 @@
+import { isIPv4, isIPv6 } from 'node:net';
+import { Address6 } from 'ip-address';
+
+/** A destination host, normalised once at the edge so rules and logs compare like with like. */
+export type Host =
+  | { readonly kind: 'ipv4' | 'ipv6'; readonly ip: string }
+  | { readonly kind: 'domain'; readonly name: string };
+
+export interface Target {
+  readonly host: Host;
+  readonly port: number;
+}
+
+const MAX_DOMAIN_LENGTH = 255;
+// Letters, digits, hyphen, underscore (seen in real names), dots; no spaces or control bytes.
+const DOMAIN_RE = /^[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?(?:\.[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?)*$/;
+
+/**
+ * Turns a host string (an IP literal, possibly bracketed, or a name) into a Host.
+ * IPv4-mapped IPv6 becomes IPv4 so one rule covers both spellings. Returns undefined
+ * for anything that is neither a valid IP nor a plausible DNS name.
+ */
+export function parseHost(raw: string): Host | undefined {
+  let text = raw;
+  if (text.startsWith('[') && text.endsWith(']')) text = text.slice(1, -1);
+  if (isIPv4(text)) return { kind: 'ipv4', ip: text };
+  if (isIPv6(text)) return ipv6Host(text);
+  if (text.includes(':') || raw !== text) return undefined;
+  let name = text.toLowerCase();
+  if (name.endsWith('.')) name = name.slice(0, -1);
+  if (name.length === 0 || name.length > MAX_DOMAIN_LENGTH || !DOMAIN_RE.test(name)) {
+    return undefined;
+  }
+  // A name that is all digits and dots but not a valid IPv4 (e.g. 1.2.3.999) is garbage, not a name.
+  if (/^[0-9.]+$/.test(name)) return undefined;
+  return { kind: 'domain', name };
+}
+
+function ipv6Host(text: string): Host {
+  const zoneless = text.split('%')[0] ?? text;
+  const address = new Address6(zoneless);
+  if (address.is4()) return { kind: 'ipv4', ip: address.to4().correctForm() };
+  return { kind: 'ipv6', ip: address.correctForm() };
+}
+
+/** Builds a Host from 4 or 16 raw address bytes (SOCKS wire format). */
+export function hostFromBytes(bytes: Uint8Array): Host {
+  if (bytes.length === 4) return { kind: 'ipv4', ip: bytes.join('.') };
+  const groups: string[] = [];
+  for (let i = 0; i < 16; i += 2) {
+    groups.push((((bytes[i] ?? 0) << 8) | (bytes[i + 1] ?? 0)).toString(16));
+  }
+  return ipv6Host(groups.join(':'));
+}
+
+export function isValidPort(port: number): boolean {
+  return Number.isInteger(port) && port >= 1 && port <= 65535;
+}
+
+/** Parses "host:port" or "[v6]:port". Port 0 is allowed only when `allowZero` (listen addresses). */
+export function parseHostPort(text: string, allowZero = false): Target | undefined {
+  const match = /^(\[[^\]]+\]|[^:[\]]*):(\d{1,5})$/.exec(text);
+  if (!match) return undefined;
+  const [, hostPart = '', portPart = ''] = match;
+  const port = Number(portPart);
+  if (!(isValidPort(port) || (allowZero && port === 0))) return undefined;
+  const host = parseHost(hostPart);
+  return host ? { host, port } : undefined;
+}
+
+export function hostToString(host: Host): string {
+  return host.kind === 'domain' ? host.name : host.ip;
+}
+
+/** "host:port" with brackets around IPv6, as in CONNECT request lines and logs. */
+export function formatTarget(target: Target): string {
+  const { host } = target;
+  return host.kind === 'ipv6'
+    ? `[${host.ip}]:${target.port}`
+    : `${hostToString(host)}:${target.port}`;
+}

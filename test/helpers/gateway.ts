@@ -1,0 +1,87 @@
+import type { AddressInfo } from 'node:net';
+import { Writable } from 'node:stream';
+import { loadConfigText } from '../../src/config/load.js';
+import { createGateway, type Gateway } from '../../src/gateway.js';
+import { createLogger } from '../../src/log.js';
+
+export type LogLine = Record<string, unknown> & { msg?: string };
+
+export interface TestGateway {
+  readonly gateway: Gateway;
+  readonly addresses: ReadonlyMap<string, AddressInfo>;
+  /** The bound port of an inbound (the first one when no name is given). */
+  port(inbound?: string): number;
+  readonly logs: LogLine[];
+  /** Resolves with the first log line (past or future) that satisfies `predicate`. */
+  waitForLog(predicate: (line: LogLine) => boolean, timeoutMs?: number): Promise<LogLine>;
+  /** The access-log lines ("session") seen so far. */
+  sessions(): LogLine[];
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts a gateway in this process from a configuration object (the YAML shape), validated by
+ * the real loader. Listen on port 0 to get a free port.
+ */
+export async function startGateway(raw: Record<string, unknown>): Promise<TestGateway> {
+  const config = loadConfigText('', '<test>', process.cwd(), (doc) => Object.assign(doc, raw));
+  const logs: LogLine[] = [];
+  const waiters = new Set<{
+    predicate: (line: LogLine) => boolean;
+    resolve: (line: LogLine) => void;
+  }>();
+  const sink = new Writable({
+    write(chunk: Buffer, _encoding, callback) {
+      for (const text of chunk.toString('utf8').split('\n')) {
+        if (text === '') continue;
+        const line = JSON.parse(text) as LogLine;
+        logs.push(line);
+        for (const waiter of waiters) {
+          if (waiter.predicate(line)) {
+            waiters.delete(waiter);
+            waiter.resolve(line);
+          }
+        }
+      }
+      callback();
+    },
+  });
+  const gateway = createGateway(config, createLogger('debug', sink));
+  const addresses = await gateway.start();
+  return {
+    gateway,
+    addresses,
+    logs,
+    port(inbound) {
+      const address = inbound ? addresses.get(inbound) : addresses.values().next().value;
+      if (!address) throw new Error(`no inbound ${inbound ?? ''}`);
+      return address.port;
+    },
+    waitForLog(predicate, timeoutMs = 5000) {
+      const found = logs.find(predicate);
+      if (found) return Promise.resolve(found);
+      return new Promise<LogLine>((resolve, reject) => {
+        const waiter = {
+          predicate,
+          resolve: (line: LogLine) => {
+            clearTimeout(timer);
+            resolve(line);
+          },
+        };
+        const timer = setTimeout(() => {
+          waiters.delete(waiter);
+          reject(
+            new Error(
+              `no matching log line within ${timeoutMs}ms; last lines: ${JSON.stringify(logs.slice(-5))}`,
+            ),
+          );
+        }, timeoutMs);
+        waiters.add(waiter);
+      });
+    },
+    sessions() {
+      return logs.filter((l) => l.msg === 'session');
+    },
+    stop: () => gateway.stop(0),
+  };
+}
