@@ -20,6 +20,8 @@ export interface Gateway {
   /** Stops accepting, waits up to `graceMs` for live sessions, then closes the rest. */
   stop(graceMs?: number): Promise<void>;
   readonly config: Config;
+  /** Client connections open now, over every inbound. */
+  readonly activeConnections: number;
 }
 
 export function buildRuntime(config: Config): Runtime {
@@ -52,6 +54,9 @@ export function createGateway(initial: Config, log: Logger): Gateway {
   return {
     get config() {
       return config;
+    },
+    get activeConnections() {
+      return inbounds.reduce((sum, inbound) => sum + inbound.activeConnections, 0);
     },
     async start() {
       const bound = new Map<string, AddressInfo>();

@@ -24,7 +24,8 @@ export async function relay(
   upstream: TimedStream,
   idleMs: number,
 ): Promise<RelayResult> {
-  const readBefore = client.bytesRead;
+  // Bytes read during the handshake but handed back (unshifted) belong to the relay.
+  const readBefore = client.bytesRead - client.readableLength;
   const writtenBefore = client.bytesWritten;
   let failure: ProxyError | undefined;
   const fail = (err: ProxyError): void => {
@@ -52,6 +53,8 @@ export async function relay(
     client.destroy();
     upstream.destroy();
   };
+  // Handshake deadlines (ours, node:http's) are over: the idle timer is the only one now.
+  client.removeAllListeners('timeout');
   if (idleMs > 0) {
     client.setTimeout(idleMs, onIdle);
     upstream.setTimeout?.(idleMs, onIdle);

@@ -39,7 +39,7 @@ export function parseHost(raw: string): Host | undefined {
 function ipv6Host(text: string): Host {
   const zoneless = text.split('%')[0] ?? text;
   const address = new Address6(zoneless);
-  if (address.is4()) return { kind: 'ipv4', ip: address.to4().correctForm() };
+  if (address.isMapped4()) return { kind: 'ipv4', ip: address.to4().correctForm() };
   return { kind: 'ipv6', ip: address.correctForm() };
 }
 

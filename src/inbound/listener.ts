@@ -61,10 +61,10 @@ export function createListener(env: ProtocolEnv, handler: ProtocolHandler): Inbo
     },
     close() {
       handler.close?.();
-      return new Promise<void>((resolve) => {
-        if (!server.listening) resolve();
-        else server.close(() => resolve());
-      });
+      // server.close() stops accepting at once; its callback would wait for every live
+      // connection, which is the shutdown grace's business, not ours.
+      if (server.listening) server.close();
+      return Promise.resolve();
     },
     closeConnections(reason) {
       for (const socket of live) socket.destroy(reason);

@@ -1,15 +1,48 @@
-import type { ProtocolEnv, ProtocolHandler } from './types.js';
+import { SOCKS4_VERSION, SOCKS5_VERSION, peekVersion } from './socks-codec.js';
+import { closeWith, readMessage } from './socks-reader.js';
+import { serveSocks4 } from './socks4.js';
+import { serveSocks5, type AssociateHandler } from './socks5.js';
+import type { Accepted, ProtocolEnv, ProtocolHandler } from './types.js';
 
 export interface SocksVersions {
   readonly socks4: boolean;
   readonly socks5: boolean;
 }
 
-/** Not yet implemented: closes the connection. */
-export function createSocksHandler(_env: ProtocolEnv, _versions: SocksVersions): ProtocolHandler {
+/**
+ * The SOCKS inbound: the first byte (the version) picks SOCKS4/4a or SOCKS5. A version the inbound
+ * does not speak is refused the way a client of it understands: a SOCKS5 client gets 05 FF (no
+ * acceptable method), a SOCKS4 client a plain close. The handler owns the socket and destroys it
+ * however the connection ends.
+ */
+export function createSocksHandler(env: ProtocolEnv, versions: SocksVersions): ProtocolHandler {
+  // socks5-udp.ts plugs in here (when env.config.udp); until then UDP ASSOCIATE answers 0x07.
+  const associate: AssociateHandler | undefined = undefined;
+
+  async function serve(accepted: Accepted): Promise<void> {
+    const { socket } = accepted;
+    const first = await readMessage(socket, peekVersion, 1);
+    const version = first.kind === 'ok' ? first.value : undefined;
+    if (version === SOCKS5_VERSION) {
+      await serveSocks5(env, accepted, { enabled: versions.socks5, associate });
+    } else if (version === SOCKS4_VERSION && versions.socks4) {
+      await serveSocks4(env, accepted);
+    } else {
+      const reason =
+        first.kind === 'closed' ? first.reason : 'not a SOCKS version this inbound speaks';
+      accepted.log.debug({ reason }, 'socks handshake rejected');
+      await closeWith(socket);
+      accepted.log.info({ reason }, 'handshake failed');
+    }
+  }
+
   return {
-    handle({ socket }) {
-      socket.destroy();
+    handle(accepted) {
+      void serve(accepted)
+        .catch((err: unknown) => {
+          accepted.log.error({ err }, 'socks handler failed');
+        })
+        .finally(() => accepted.socket.destroy());
     },
   };
 }

@@ -34,6 +34,8 @@ export function dialTcp(
     return Promise.reject(new ProxyError(DENIED, `${what}: destination not allowed`));
   }
   return new Promise<Connected>((resolve, reject) => {
+    // Not net.connect's `signal` option: that one stays attached for the socket's whole life,
+    // and the connect timeout would then cut every relay short.
     const socket: Socket = connect({
       host,
       port: target.port,
@@ -41,14 +43,24 @@ export function dialTcp(
       autoSelectFamily: true,
       noDelay: true,
       allowHalfOpen: true,
-      signal,
     });
-    const onError = (err: Error): void => {
+    const onAbort = (): void => {
       socket.destroy();
-      reject(timeoutOrAbort(err, signal) ?? translate(err, what));
+      reject(abortReason(signal));
     };
+    const onError = (err: Error): void => {
+      signal.removeEventListener('abort', onAbort);
+      socket.destroy();
+      reject(translate(err, what));
+    };
+    if (signal.aborted) {
+      onAbort();
+      return;
+    }
+    signal.addEventListener('abort', onAbort, { once: true });
     socket.once('error', onError);
     socket.once('connect', () => {
+      signal.removeEventListener('abort', onAbort);
       socket.off('error', onError);
       resolve({ stream: socket, bound: undefined });
     });
@@ -63,14 +75,13 @@ function translate(err: Error, what: string): ProxyError {
 }
 
 /** A timeout aborts with a TimeoutError reason; any other abort means the client left. */
-function timeoutOrAbort(err: Error, signal: AbortSignal): ProxyError | undefined {
-  if (!signal.aborted) return undefined;
+export function abortReason(signal: AbortSignal): ProxyError {
   const reason: unknown = signal.reason;
   if (reason instanceof ProxyError) return reason;
   if (reason instanceof Error && reason.name === 'TimeoutError') {
     return new ProxyError('CONNECT_TIMEOUT', 'connect timed out');
   }
-  return fromDialError(err, 'connect');
+  return new ProxyError('CLIENT_CLOSED', 'connect abandoned');
 }
 
 /** dns.lookup, minus the addresses the policy denies; an answer with none left is an error. */

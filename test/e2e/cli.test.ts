@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, test } from 'node:test';
 import { createAuthenticator } from '../../src/auth.js';
+import { curl, startHttpOrigin } from '../helpers/net.js';
 
 const MAIN = join(import.meta.dirname, '../../src/main.ts');
 const dir = mkdtempSync(join(tmpdir(), 'junction-cli-'));
@@ -60,6 +61,9 @@ function waitForLine(
     });
   });
 }
+
+const listenPort = (line: Record<string, unknown>): number =>
+  Number(String(line.listen).split(':').pop());
 
 test('--version prints the package version and exits 0', async () => {
   const { version } = JSON.parse(
@@ -176,6 +180,33 @@ test('an address in use is a runtime failure: one line, exit 1', async () => {
     );
   } finally {
     blocker.close();
+  }
+});
+
+test('run -L serves curl, logs one access line per session, and stops on SIGTERM with exit 0', async () => {
+  const origin = await startHttpOrigin();
+  try {
+    const child = spawnCli(['-L', 'socks5://alice:pw%40x@:0', '-L', 'http://127.0.0.1:0']);
+    const socks = await waitForLine(child, (l) => l.msg === 'listening' && l.type === 'socks5');
+    const accessLine = waitForLine(child, (l) => l.msg === 'session');
+    accessLine.catch(() => undefined); // awaited below; a failure before that must not go unhandled
+    const result = await curl([
+      '-x',
+      `socks5h://127.0.0.1:${listenPort(socks)}`,
+      '--proxy-user',
+      'alice:pw@x',
+      `${origin.url}/tiny`,
+    ]);
+    assert.equal(result.stderr, '');
+    assert.equal(result.stdout.toString(), 'ok\n');
+    const line = await accessLine;
+    assert.equal(line.user, 'alice');
+    assert.equal(line.result, 'ok');
+    child.kill('SIGTERM');
+    const [code] = (await once(child, 'exit')) as [number | null];
+    assert.equal(code, 0);
+  } finally {
+    await origin.close();
   }
 });
 

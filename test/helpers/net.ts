@@ -158,10 +158,13 @@ export async function rawConnect(port: number, host = '127.0.0.1'): Promise<RawC
     buffered = Buffer.concat([buffered, chunk]);
     notify?.();
   });
-  socket.on('close', () => {
+  // The peer's FIN ends what can be read (the socket is half-open, so 'close' waits for us).
+  const onEnded = (): void => {
     ended = true;
     notify?.();
-  });
+  };
+  socket.on('end', onEnded);
+  socket.on('close', onEnded);
   const waitFor = <T>(ready: () => T | undefined, what: string, timeoutMs: number): Promise<T> =>
     new Promise<T>((resolve, reject) => {
       const timer = setTimeout(() => {

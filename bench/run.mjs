@@ -1,0 +1,226 @@
+// npm run bench: junction's loopback throughput, tunnel rate and latency as ratios to a direct
+// connection measured in the same run. Self-contained: a TCP origin, the built gateway
+// (dist/main.js) as a child process, and the load generator all run here, on 127.0.0.1.
+//
+//   BENCH_MB=512 BENCH_SECS=3 BENCH_CONCURRENCY=50 npm run bench
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { connect, createServer } from 'node:net';
+import { fileURLToPath } from 'node:url';
+
+const MB = Number(process.env.BENCH_MB ?? 512);
+const RATE_SECS = Number(process.env.BENCH_SECS ?? 3);
+const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 50);
+const LATENCY_REQUESTS = Number(process.env.BENCH_LATENCY_REQS ?? 500);
+const BULK_REPS = 3;
+const CHUNK = Buffer.alloc(256 * 1024, 0x61);
+
+/** Origin protocol: the client sends "B <bytes>\n" (bulk) or "T\n" (tiny); the origin answers and closes. */
+async function startOrigin() {
+  const server = createServer((socket) => {
+    socket.on('error', () => {});
+    let head = '';
+    const onData = (chunk) => {
+      head += chunk.toString('latin1');
+      const nl = head.indexOf('\n');
+      if (nl < 0) return;
+      socket.off('data', onData);
+      const line = head.slice(0, nl);
+      if (line.startsWith('B ')) writeBulk(socket, Number(line.slice(2)));
+      else socket.end('ok\n');
+    };
+    socket.on('data', onData);
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return { server, port: server.address().port };
+}
+
+function writeBulk(socket, total) {
+  let left = total;
+  const pump = () => {
+    while (left > 0) {
+      const piece = left >= CHUNK.length ? CHUNK : CHUNK.subarray(0, left);
+      left -= piece.length;
+      if (!socket.write(piece)) {
+        socket.once('drain', pump);
+        return;
+      }
+    }
+    socket.end();
+  };
+  pump();
+}
+
+async function freePort() {
+  const server = createServer().listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address();
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** Reads from `socket` until `n` bytes have arrived; resolves with the bytes (or rejects on close). */
+function readBytes(socket, n) {
+  return new Promise((resolve, reject) => {
+    let got = Buffer.alloc(0);
+    const onData = (chunk) => {
+      got = Buffer.concat([got, chunk]);
+      if (got.length >= n) {
+        cleanup();
+        if (got.length > n) socket.unshift(got.subarray(n));
+        resolve(got.subarray(0, n));
+      }
+    };
+    const onEnd = () => {
+      cleanup();
+      reject(new Error('closed during handshake'));
+    };
+    const cleanup = () => {
+      socket.off('data', onData);
+      socket.off('end', onEnd);
+      socket.off('error', onEnd);
+    };
+    socket.on('data', onData);
+    socket.on('end', onEnd);
+    socket.on('error', onEnd);
+  });
+}
+
+async function readUntil(socket, marker) {
+  let got = '';
+  while (!got.includes(marker)) got += (await readBytes(socket, 1)).toString('latin1');
+  return got;
+}
+
+/** Opens a stream to the origin the way `mode` says: direct, SOCKS5 or HTTP CONNECT. */
+async function openTunnel(mode, gateway, originPort) {
+  const port = mode === 'direct' ? originPort : mode === 'socks5' ? gateway.socks : gateway.http;
+  const socket = connect({ host: '127.0.0.1', port, noDelay: true });
+  await once(socket, 'connect');
+  if (mode === 'socks5') {
+    socket.write(Buffer.from([5, 1, 0]));
+    await readBytes(socket, 2);
+    const req = Buffer.from([5, 1, 0, 1, 127, 0, 0, 1, originPort >> 8, originPort & 0xff]);
+    socket.write(req);
+    const reply = await readBytes(socket, 10);
+    if (reply[1] !== 0) throw new Error(`SOCKS5 reply ${reply[1]}`);
+  } else if (mode === 'connect') {
+    socket.write(
+      `CONNECT 127.0.0.1:${originPort} HTTP/1.1\r\nHost: 127.0.0.1:${originPort}\r\n\r\n`,
+    );
+    const head = await readUntil(socket, '\r\n\r\n');
+    if (!head.startsWith('HTTP/1.1 200')) throw new Error(head.split('\r\n')[0]);
+  }
+  return socket;
+}
+
+async function drain(socket) {
+  let bytes = 0;
+  socket.on('data', (chunk) => (bytes += chunk.length));
+  await once(socket, 'end');
+  socket.destroy();
+  return bytes;
+}
+
+async function bulk(mode, gateway, originPort) {
+  const total = MB * 1024 * 1024;
+  const socket = await openTunnel(mode, gateway, originPort);
+  const started = process.hrtime.bigint();
+  socket.write(`B ${total}\n`);
+  const bytes = await drain(socket);
+  const secs = Number(process.hrtime.bigint() - started) / 1e9;
+  if (bytes !== total) throw new Error(`${mode}: got ${bytes} of ${total} bytes`);
+  return bytes / 1e6 / secs;
+}
+
+async function oneRequest(mode, gateway, originPort) {
+  const started = process.hrtime.bigint();
+  const socket = await openTunnel(mode, gateway, originPort);
+  socket.write('T\n');
+  await drain(socket);
+  return Number(process.hrtime.bigint() - started) / 1e3;
+}
+
+async function rate(mode, gateway, originPort) {
+  const deadline = performance.now() + RATE_SECS * 1000;
+  let done = 0;
+  let errors = 0;
+  const worker = async () => {
+    while (performance.now() < deadline) {
+      try {
+        await oneRequest(mode, gateway, originPort);
+        done++;
+      } catch {
+        errors++;
+      }
+    }
+  };
+  const started = performance.now();
+  await Promise.all(Array.from({ length: CONCURRENCY }, worker));
+  return { perSec: done / ((performance.now() - started) / 1000), errors };
+}
+
+async function latency(mode, gateway, originPort) {
+  const samples = [];
+  for (let i = 0; i < LATENCY_REQUESTS; i++)
+    samples.push(await oneRequest(mode, gateway, originPort));
+  samples.sort((a, b) => a - b);
+  return samples[Math.floor(samples.length / 2)];
+}
+
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+async function main() {
+  const origin = await startOrigin();
+  const gateway = { socks: await freePort(), http: await freePort() };
+  const mainJs = fileURLToPath(new URL('../dist/main.js', import.meta.url));
+  const child = spawn(
+    process.execPath,
+    [mainJs, '-L', `socks5://127.0.0.1:${gateway.socks}`, '-L', `http://127.0.0.1:${gateway.http}`],
+    { stdio: ['ignore', 'ignore', 'inherit'] },
+  );
+  try {
+    for (let tries = 0; ; tries++) {
+      try {
+        (await openTunnel('socks5', gateway, origin.port)).destroy();
+        break;
+      } catch (err) {
+        if (tries > 100) throw err;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    }
+    const modes = ['direct', 'socks5', 'connect'];
+    const results = Object.fromEntries(modes.map((m) => [m, { bulk: [] }]));
+    for (let rep = 0; rep < BULK_REPS; rep++) {
+      for (const mode of modes) results[mode].bulk.push(await bulk(mode, gateway, origin.port));
+    }
+    for (const mode of modes) results[mode].rate = await rate(mode, gateway, origin.port);
+    for (const mode of modes) results[mode].p50 = await latency(mode, gateway, origin.port);
+
+    const direct = results.direct;
+    const directBulk = median(direct.bulk);
+    console.log(
+      `junction loopback benchmark (node ${process.version}, ${MB} MiB bulk x${BULK_REPS}, ` +
+        `c=${CONCURRENCY} for ${RATE_SECS}s, ${LATENCY_REQUESTS} sequential requests)\n`,
+    );
+    console.log(
+      '| path | bulk MB/s | vs direct | new tunnels/s | vs direct | c=1 p50 µs | added µs | errors |',
+    );
+    console.log('|---|--:|--:|--:|--:|--:|--:|--:|');
+    for (const mode of modes) {
+      const r = results[mode];
+      const b = median(r.bulk);
+      console.log(
+        `| ${mode === 'direct' ? 'direct (no proxy)' : mode === 'socks5' ? 'junction SOCKS5' : 'junction HTTP CONNECT'} ` +
+          `| ${b.toFixed(0)} | ${(b / directBulk).toFixed(2)}x | ${r.rate.perSec.toFixed(0)} | ` +
+          `${(r.rate.perSec / direct.rate.perSec).toFixed(2)}x | ${r.p50.toFixed(0)} | ${(r.p50 - direct.p50).toFixed(0)} | ${r.rate.errors} |`,
+      );
+    }
+  } finally {
+    child.kill('SIGTERM');
+    origin.server.close();
+  }
+}
+
+await main();

@@ -1,0 +1,133 @@
+/**
+ * RFC 1928 server side: §3 method selection, RFC 1929 username/password, §4 request, §6 replies.
+ * CONNECT is served here; UDP ASSOCIATE goes to an AssociateHandler (socks5-udp.ts) when the
+ * inbound has one, and BIND is not supported.
+ */
+import { ProxyError, REPLIES, socks5Reply } from '../errors.js';
+import type { Target } from '../target.js';
+import {
+  METHOD,
+  encodeSocks5Reply,
+  parseCredentials,
+  parseSocks5Greeting,
+  parseSocks5Request,
+} from './socks-codec.js';
+import {
+  connectAndRelay,
+  handshakeFailed,
+  openSession,
+  refuse,
+  type SocksClient,
+  type SocksReplies,
+} from './socks-connect.js';
+import { readMessage } from './socks-reader.js';
+import type { Accepted, ProtocolEnv } from './types.js';
+
+/** RFC 1928 §3: VER NMETHODS and up to 255 methods. */
+const MAX_GREETING = 2 + 255;
+/** RFC 1929 §2: VER ULEN UNAME(255) PLEN PASSWD(255). */
+const MAX_CREDENTIALS = 3 + 255 + 255;
+/** RFC 1928 §4: VER CMD RSV ATYP, a 255-byte name with its length byte, the port. */
+const MAX_REQUEST = 4 + 1 + 255 + 2;
+
+/** The client once authenticated, for a UDP ASSOCIATE handler. */
+export interface Socks5Client extends SocksClient {
+  readonly user: string | undefined;
+}
+
+/**
+ * Serves one UDP ASSOCIATE: replies (success with the relay's address, or failure), then keeps
+ * the association until the control connection closes. `declared` is the client's DST.ADDR and
+ * DST.PORT, where it says it will send from (zeros when it does not know).
+ */
+export type AssociateHandler = (client: Socks5Client, declared: Target) => Promise<void>;
+
+export interface Socks5Options {
+  /** False on an inbound that speaks SOCKS4 only: every greeting gets 05 FF. */
+  readonly enabled: boolean;
+  /** Undefined until socks5-udp.ts plugs in, or when the inbound has `udp: false`: 0x07. */
+  readonly associate: AssociateHandler | undefined;
+}
+
+const replies: SocksReplies = {
+  success: (bound) => encodeSocks5Reply(0x00, bound),
+  failure: (err) => encodeSocks5Reply(socks5Reply(err)),
+};
+
+export async function serveSocks5(
+  env: ProtocolEnv,
+  accepted: Accepted,
+  options: Socks5Options,
+): Promise<void> {
+  const client: SocksClient = { env, accepted, protocol: 'socks5' };
+  const { socket } = accepted;
+
+  const greeting = await readMessage(socket, parseSocks5Greeting, MAX_GREETING);
+  if (greeting.kind !== 'ok') {
+    await handshakeFailed(client, greeting);
+    return;
+  }
+  // With auth configured only username/password is offered (SPEC "SOCKS inbound").
+  const method = env.auth ? METHOD.userPass : METHOD.noAuth;
+  if (!options.enabled || !greeting.value.includes(method)) {
+    const noMethod = Buffer.from([0x05, METHOD.noneAcceptable]);
+    await handshakeFailed(client, { reason: 'no acceptable authentication method' }, noMethod);
+    return;
+  }
+  socket.write(Buffer.from([0x05, method]));
+
+  let user: string | undefined;
+  if (method === METHOD.userPass) {
+    user = await authenticate(client);
+    if (user === undefined) return;
+  }
+
+  const request = await readMessage(socket, parseSocks5Request, MAX_REQUEST);
+  if (request.kind === 'closed') {
+    await handshakeFailed(client, request);
+    return;
+  }
+  if (request.kind === 'error') {
+    await handshakeFailed(client, request, encodeSocks5Reply(REPLIES[request.code].socks5));
+    return;
+  }
+  // The handshake deadline covers the client's bytes; from here connect_timeout and the relay's
+  // idle timeout bound the session (listener.ts armed it with socket.setTimeout).
+  socket.setTimeout(0);
+
+  const { command, target } = request.value;
+  if (command === 'udp-associate' && options.associate) {
+    await options.associate({ ...client, user }, target);
+    return;
+  }
+  const session = openSession(client, user, target);
+  if (command === 'connect') {
+    await connectAndRelay(session, socket, replies);
+  } else {
+    const unsupported = new ProxyError('CMD_UNSUPPORTED', `${command} is not supported`);
+    await refuse(session, socket, unsupported, replies);
+  }
+}
+
+/** RFC 1929: one attempt; `01 00` and the user name, or `01 01` and a close. */
+async function authenticate(client: SocksClient): Promise<string | undefined> {
+  const { env, accepted } = client;
+  const credentials = await readMessage(accepted.socket, parseCredentials, MAX_CREDENTIALS);
+  if (credentials.kind === 'closed') {
+    await handshakeFailed(client, credentials);
+    return undefined;
+  }
+  if (credentials.kind === 'error') {
+    await handshakeFailed(client, credentials, Buffer.from([0x01, 0x01]));
+    return undefined;
+  }
+  const { username, password } = credentials.value;
+  if (env.auth && (await env.auth.verify(username, password))) {
+    accepted.socket.write(Buffer.from([0x01, 0x00]));
+    return username;
+  }
+  // The user name helps an operator; the password is never logged.
+  accepted.log.debug({ user: username }, 'socks5 authentication failed');
+  await handshakeFailed(client, { reason: 'authentication failed' }, Buffer.from([0x01, 0x01]));
+  return undefined;
+}
