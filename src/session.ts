@@ -92,19 +92,21 @@ export function startSession(context: SessionContext, info: SessionInfo, client:
         );
       };
       client.once('close', onClientGone);
-      const signal = AbortSignal.any([
-        controller.signal,
-        AbortSignal.timeout(runtime.limits.connect_timeout),
-      ]);
+      // A plain timer rather than AbortSignal.timeout: it is cleared as soon as the dial is done,
+      // so nothing fires into a connected stream later.
+      const timer = setTimeout(() => {
+        controller.abort(new ProxyError('CONNECT_TIMEOUT', 'connect timed out'));
+      }, runtime.limits.connect_timeout);
       try {
-        decision = await runtime.router.decide(info, signal);
+        decision = await runtime.router.decide(info, controller.signal);
         const outbound = runtime.outbounds.get(decision.outbound);
         if (!outbound)
           throw new ProxyError('INTERNAL', `outbound "${decision.outbound}" is missing`);
-        return await outbound.dial(info.target, { signal, log });
+        return await outbound.dial(info.target, { signal: controller.signal, log });
       } catch (err) {
         throw err instanceof ProxyError ? err : internal(err, log);
       } finally {
+        clearTimeout(timer);
         client.off('close', onClientGone);
       }
     },

@@ -1,10 +1,199 @@
-import type { ProtocolEnv, ProtocolHandler } from './types.js';
+// RFC 9112 (HTTP/1.1 messages, parsed by node:http), RFC 9110 §11.7.1 (Proxy-Authenticate) and
+// §11.7.2 (Proxy-Authorization) with RFC 7617 Basic: the HTTP proxy inbound.
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { Authenticator } from '../auth.js';
+import { httpStatus, ProxyError } from '../errors.js';
+import { startSession, type Protocol, type Session } from '../session.js';
+import type { Target } from '../target.js';
+import {
+  errorText,
+  parseConnectAuthority,
+  replyAndClose,
+  statusText,
+  tunnel,
+} from './http-connect.js';
+import { forward, parseAbsoluteForm, replyError } from './http-forward.js';
+import { forwardUpgrade } from './http-upgrade.js';
+import type { Accepted, ProtocolEnv, ProtocolHandler } from './types.js';
 
-/** Not yet implemented: closes the connection. */
-export function createHttpHandler(_env: ProtocolEnv): ProtocolHandler {
-  return {
-    handle({ socket }) {
+/**
+ * Idle time allowed between requests on a kept-alive client connection. Browsers keep idle
+ * proxy connections for minutes; 60 s reuses them across page loads without hoarding sockets.
+ */
+const KEEP_ALIVE_MS = 60_000;
+/** How often node:http looks for requests whose head is late (the handshake deadline). */
+const DEADLINE_CHECK_MS = 1_000;
+const CHALLENGE = ['Proxy-Authenticate', 'Basic realm="junction"'];
+/** node:http parse errors that have a more precise answer than 400. */
+const PARSE_ERRORS: ReadonlyMap<string, readonly [number, string]> = new Map([
+  ['ERR_HTTP_REQUEST_TIMEOUT', [408, 'request head not received within handshake_timeout']],
+  ['HPE_HEADER_OVERFLOW', [431, 'request head too large']],
+] as const);
+
+type Refuse = (error: ProxyError) => void;
+
+export function createHttpHandler(env: ProtocolEnv): ProtocolHandler {
+  const clients = new WeakMap<Socket, Accepted>();
+  // Sockets with a response under way (a parse error there cannot be answered), and sockets
+  // already answered for a parse error.
+  const responding = new WeakSet<Socket>();
+  const answered = new WeakSet<Socket>();
+  const server = createServer({
+    headersTimeout: env.runtime().limits.handshake_timeout,
+    requestTimeout: 0, // bodies stream as long as they take; idle_timeout cuts a stalled one
+    keepAliveTimeout: KEEP_ALIVE_MS,
+    connectionsCheckingInterval: DEADLINE_CHECK_MS,
+  });
+  // node:http enforces headersTimeout from a check it starts on 'listening'. This server never
+  // listens (the inbound's listener feeds it sockets), so the check is started here.
+  server.emit('listening');
+
+  /**
+   * Every parsed request is one session (one access-log line). The target was parsed by the
+   * caller (a bad one is a 400 without a session: there is nothing to log); then the client is
+   * checked (403, 407) and the session handed on.
+   */
+  const run = (
+    req: IncomingMessage,
+    protocol: Protocol,
+    target: Target,
+    refuse: Refuse,
+    proceed: (session: Session) => Promise<void>,
+  ): void => {
+    const client = clientOf(req.socket);
+    let session: Session | undefined;
+    const start = async (): Promise<void> => {
+      // A user name when authenticated, the error to answer with when refused.
+      const verdict = !client.allowed
+        ? new ProxyError('NOT_ALLOWED', 'client address not allowed')
+        : env.auth && (await authenticate(env.auth, req.headers['proxy-authorization']));
+      const user = typeof verdict === 'string' ? verdict : undefined;
+      const info = {
+        id: env.nextId(),
+        inbound: env.config.name,
+        protocol,
+        source: client.source,
+        user,
+        target,
+      };
+      const context = { runtime: env.runtime(), log: client.log, clientAllowed: client.allowed };
+      session = startSession(context, info, client.socket);
+      if (!(verdict instanceof ProxyError)) return proceed(session);
+      refuse(verdict);
+      session.fail(verdict);
+    };
+    start().catch((err: unknown) => {
+      client.log.error({ err }, 'http: unexpected error');
+      client.socket.destroy();
+      session?.fail(new ProxyError('INTERNAL', 'internal error'));
+    });
+  };
+  const clientOf = (socket: Socket): Accepted => {
+    const client = clients.get(socket);
+    if (!client) throw new Error('http inbound: a socket that did not come through handle()');
+    return client;
+  };
+  const challenge = (error: ProxyError): string[] =>
+    error.code === 'AUTH_REQUIRED' || error.code === 'AUTH_FAILED' ? CHALLENGE : [];
+  const refuseRaw =
+    (socket: Socket): Refuse =>
+    (error) => {
+      replyAndClose(socket, httpStatus(error), errorText(error), challenge(error));
+    };
+
+  const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
+    responding.add(req.socket);
+    res.once('close', () => responding.delete(req.socket));
+    const at = parseAbsoluteForm(req.url ?? '');
+    if (typeof at === 'string') {
+      replyError(res, req, new ProxyError('BAD_REQUEST', at));
+      return;
+    }
+    const refuse: Refuse = (error) => {
+      replyError(res, req, error, challenge(error));
+    };
+    run(req, 'http', at.target, refuse, (session) => forward(session, req, res, at));
+  };
+  server.on('request', onRequest);
+  // `Expect: 100-continue`: the 100 comes from the origin (forward() passes it on), not from
+  // node:http before the client is even authenticated.
+  server.on('checkContinue', onRequest);
+
+  // node:http hands over the socket for CONNECT and upgrades: answers are written raw.
+  server.on('connect', (req: IncomingMessage, _socket: Duplex, head: Buffer) => {
+    const socket = req.socket;
+    const target = parseConnectAuthority(req.url ?? '');
+    if (!target) {
+      const text = `bad CONNECT authority "${req.url ?? ''}" (use host:port)`;
+      refuseRaw(socket)(new ProxyError('BAD_REQUEST', text));
+      return;
+    }
+    run(req, 'connect', target, refuseRaw(socket), (session) => tunnel(session, socket, head));
+  });
+
+  server.on('upgrade', (req: IncomingMessage, _socket: Duplex, head: Buffer) => {
+    const socket = req.socket;
+    const at = parseAbsoluteForm(req.url ?? '');
+    if (typeof at === 'string') {
+      refuseRaw(socket)(new ProxyError('BAD_REQUEST', at));
+      return;
+    }
+    run(req, 'http', at.target, refuseRaw(socket), (session) =>
+      forwardUpgrade(session, req, socket, head, at),
+    );
+  });
+
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+    // node:http reports every later chunk of a broken stream too: answer once, then linger.
+    if (answered.has(socket)) return;
+    if (err.code === 'ECONNRESET' || !socket.writable || responding.has(socket)) {
       socket.destroy();
+      return;
+    }
+    answered.add(socket);
+    const [status, what] = PARSE_ERRORS.get(err.code ?? '') ?? [
+      400,
+      `malformed request (${err.code ?? 'parse error'})`,
+    ];
+    clients.get(socket)?.log.debug({ code: err.code }, `http: ${what}`);
+    replyAndClose(socket, status, statusText(status, what));
+  });
+
+  return {
+    handle(client) {
+      const { socket } = client;
+      // The listener's handshake deadline gives way to node:http's headersTimeout, which also
+      // bounds each later request head on a kept-alive connection.
+      socket.setTimeout(0);
+      socket.removeAllListeners('timeout');
+      server.headersTimeout = env.runtime().limits.handshake_timeout;
+      clients.set(socket, client);
+      server.emit('connection', socket);
+    },
+    close() {
+      // Stops the deadline check and closes idle kept-alive client connections.
+      server.close();
     },
   };
+}
+
+/**
+ * RFC 7617 §2: `Basic base64(user-id ":" password)`, the user-id ending at the first colon.
+ * Resolves to the user name, or to the error to answer with (407).
+ */
+async function authenticate(
+  auth: Authenticator,
+  header: string | undefined,
+): Promise<string | ProxyError> {
+  if (header === undefined) return new ProxyError('AUTH_REQUIRED', 'proxy credentials required');
+  const token = /^basic[ \t]+([A-Za-z0-9+/]+={0,2})[ \t]*$/i.exec(header)?.[1];
+  const decoded = token === undefined ? '' : Buffer.from(token, 'base64').toString('utf8');
+  const colon = decoded.indexOf(':');
+  const user = decoded.slice(0, Math.max(colon, 0));
+  if (colon < 0 || !(await auth.verify(user, decoded.slice(colon + 1)))) {
+    return new ProxyError('AUTH_FAILED', 'wrong proxy username or password');
+  }
+  return user;
 }

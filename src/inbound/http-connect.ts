@@ -1,0 +1,85 @@
+// RFC 9110 §9.3.6 (CONNECT): the tunnel is answered with 2xx only once the target is reached,
+// then carries raw bytes both ways. RFC 9112 §3.2.3 (authority-form: "host:port").
+import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { httpStatus, type ProxyError } from '../errors.js';
+import type { Session } from '../session.js';
+import { parseHostPort, type Target } from '../target.js';
+
+/** How long a rejected client may keep sending before its socket is destroyed. */
+const LINGER_MS = 5_000;
+
+/** `host:port` or `[v6]:port`; undefined when the authority is not valid. */
+export function parseConnectAuthority(authority: string): Target | undefined {
+  return parseHostPort(authority);
+}
+
+/**
+ * Runs one CONNECT session: dials, then replies 200 (never before: a client must not send bytes
+ * into a tunnel that does not exist yet), forwards the bytes node:http read past the request
+ * head, and relays until both directions end.
+ */
+export async function tunnel(session: Session, socket: Socket, head: Buffer): Promise<void> {
+  let upstream: Duplex;
+  try {
+    upstream = (await session.connect()).stream;
+  } catch (err) {
+    const error = err as ProxyError;
+    replyAndClose(socket, httpStatus(error), errorText(error));
+    session.fail(error);
+    return;
+  }
+  socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+  if (head.length > 0) upstream.write(head);
+  // `head` was read before the relay started, so the relay's `up` count misses those few bytes.
+  await session.relay(socket, upstream);
+}
+
+/** The one-line body of an error answer: "502 Bad Gateway: connect to x:80: name not resolved". */
+export function errorText(error: ProxyError): string {
+  return statusText(httpStatus(error), error.message);
+}
+
+export function statusText(status: number, message: string): string {
+  return `${status} ${STATUS_CODES[status] ?? 'Error'}: ${message}`;
+}
+
+/**
+ * Answers on a socket node:http no longer manages (CONNECT, upgrade, parse errors), then closes
+ * it. `extraHeaders` are `[name, value, ...]` pairs.
+ */
+export function replyAndClose(
+  socket: Socket,
+  status: number,
+  text: string,
+  extraHeaders: readonly string[] = [],
+): void {
+  const body = `${text}\n`;
+  let head = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\n`;
+  head += `Content-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n`;
+  head += 'Connection: close\r\n';
+  for (let i = 0; i + 1 < extraHeaders.length; i += 2) {
+    head += `${extraHeaders[i] ?? ''}: ${extraHeaders[i + 1] ?? ''}\r\n`;
+  }
+  socket.end(`${head}\r\n${body}`);
+  lingerThenDestroy(socket);
+}
+
+/**
+ * Closing a socket with unread input makes the kernel send RST, which can discard the answer
+ * before the client reads it (a client may already be sending a body or a TLS hello). So the
+ * input is drained until the client closes, or for LINGER_MS at most.
+ */
+export function lingerThenDestroy(socket: Socket): void {
+  if (socket.destroyed) return;
+  const timer = setTimeout(() => socket.destroy(), LINGER_MS);
+  timer.unref();
+  socket.once('close', () => {
+    clearTimeout(timer);
+  });
+  // After the client's FIN, destroy once our answer is flushed (destroySoon waits for 'finish').
+  if (socket.readableEnded) socket.destroySoon();
+  else socket.once('end', () => socket.destroySoon());
+  socket.resume();
+}

@@ -1,0 +1,197 @@
+// RFC 9112 §3.2.2 (absolute-form), RFC 9110 §7.6.1 (hop-by-hop fields), §7.6.3 (Via), §7.8
+// (Upgrade): a forward proxy for plain http:// and ws:// targets.
+import { request, type ClientRequest, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import { Transform, type Duplex } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { errorCode, httpStatus, ProxyError } from '../errors.js';
+import type { Session } from '../session.js';
+import { formatTarget, parseHostPort, type Target } from '../target.js';
+import { errorText } from './http-connect.js';
+import { endToEndHeaders, forwardedRequestHeaders, rawHead } from './http-headers.js';
+
+export interface AbsoluteTarget {
+  readonly target: Target;
+  /** The URL's host[:port], as the client wrote it (userinfo removed): the Host to send. */
+  readonly authority: string;
+  /** Path and query, exactly as received (not normalised: the origin decides what they mean). */
+  readonly path: string;
+}
+
+const DEFAULT_PORTS: ReadonlyMap<string, number> = new Map([
+  ['http', 80],
+  ['ws', 80],
+]);
+const TLS_SCHEMES = new Set(['https', 'wss']);
+const ABSOLUTE_FORM = /^([A-Za-z][A-Za-z0-9+.-]*):\/\/([^/?#]*)([^#]*)/;
+
+/** Parses an absolute-form request-target; a string is the reason it was refused (400). */
+export function parseAbsoluteForm(url: string): AbsoluteTarget | string {
+  const match = ABSOLUTE_FORM.exec(url);
+  if (!match) {
+    return 'this is a proxy: send absolute-form requests (GET http://host/path) or CONNECT host:port';
+  }
+  const [, rawScheme = '', rawAuthority = '', rest = ''] = match;
+  const scheme = rawScheme.toLowerCase();
+  if (TLS_SCHEMES.has(scheme)) return `use CONNECT for ${scheme}:// targets`;
+  const defaultPort = DEFAULT_PORTS.get(scheme);
+  if (defaultPort === undefined) return `unsupported scheme "${scheme}"`;
+  const authority = rawAuthority.slice(rawAuthority.lastIndexOf('@') + 1);
+  const hasPort = /:\d*$/.test(authority) && !authority.endsWith(']');
+  const withPort = hasPort
+    ? authority.replace(/:$/, `:${defaultPort}`)
+    : `${authority}:${defaultPort}`;
+  const target = parseHostPort(withPort);
+  if (!target) return `bad host in "${authority}"`;
+  const path = rest === '' ? '/' : rest.startsWith('/') ? rest : `/${rest}`;
+  return { target, authority, path };
+}
+
+/**
+ * Forwards one request and its response, both bodies streamed with backpressure. The origin
+ * connection is used for this request only (`Connection: close` towards it).
+ */
+export async function forward(
+  session: Session,
+  req: IncomingMessage,
+  res: ServerResponse,
+  at: AbsoluteTarget,
+): Promise<void> {
+  let upstream: Duplex;
+  try {
+    upstream = (await session.connect()).stream;
+  } catch (err) {
+    replyError(res, req, err as ProxyError);
+    session.fail(err as ProxyError);
+    return;
+  }
+  // Byte counts are approximate on a kept-alive client connection: `up` is the request body,
+  // `down` the response head as we write it plus the body (before chunked framing).
+  let up = 0;
+  let down = 0;
+  let response: IncomingMessage | undefined;
+  const watch = watchFailures(req.socket, res, upstream, session.limits.idle_timeout);
+  const outgoing = request({
+    method: req.method ?? 'GET',
+    path: at.path,
+    headers: forwardedRequestHeaders(req, at.authority),
+    createConnection: () => upstream,
+  });
+  // The client waits for a 100 before sending the body: only the origin may give it (RFC 9110
+  // §10.1.1), so a 407 or 403 never costs the client an upload.
+  if (/^100-continue$/i.test(req.headers.expect ?? '')) {
+    outgoing.once('continue', () => res.writeContinue());
+  }
+  // Its failures surface as the response failing or the client closing, and are handled there.
+  pipeline(
+    req,
+    counter((n) => (up += n)),
+    outgoing,
+  ).catch(() => undefined);
+  try {
+    response = await responseOf(outgoing);
+    const head = endToEndHeaders(response.rawHeaders);
+    down += rawHead(response, head).length;
+    res.writeHead(response.statusCode ?? 502, response.statusMessage, head);
+    await pipeline(
+      response,
+      counter((n) => (down += n)),
+      res,
+    );
+    session.finish({ up, down, error: undefined });
+  } catch (err) {
+    const what = formatTarget(at.target);
+    const error = watch.failure() ?? upstreamError(err, what, response !== undefined);
+    // A response already under way cannot be repaired: only closing the connection tells the
+    // client it is incomplete.
+    if (res.headersSent) res.destroy();
+    else replyError(res, req, error);
+    session.finish({ up, down, error });
+  } finally {
+    watch.stop();
+    // Also ends an upload the origin did not wait for; node:http then closes the client
+    // connection, whose unread body could not be framed any more.
+    upstream.destroy();
+  }
+}
+
+/** A plain-text error answer on a node:http response; the connection stays open if it can. */
+export function replyError(
+  res: ServerResponse,
+  req: IncomingMessage,
+  error: ProxyError,
+  extraHeaders: readonly string[] = [],
+): void {
+  const body = `${errorText(error)}\n`;
+  const headers = [
+    'Content-Type',
+    'text/plain; charset=utf-8',
+    'Content-Length',
+    `${Buffer.byteLength(body)}`,
+  ];
+  // A request body still arriving would have to be read to its end to keep the connection.
+  if (!req.complete) headers.push('Connection', 'close');
+  res.writeHead(httpStatus(error), [...headers, ...extraHeaders]);
+  res.end(body);
+}
+
+/**
+ * Which side failed first decides the logged error, since the other side is torn down after
+ * it: the client closing (or being closed, e.g. at shutdown), or no bytes either way for
+ * `idleMs` (backpressure stalls the origin socket too when the client stops reading).
+ * Anything else is the origin's failure.
+ */
+function watchFailures(client: Socket, res: ServerResponse, upstream: Duplex, idleMs: number) {
+  let first: ProxyError | undefined;
+  let reason: ProxyError | undefined;
+  const onClientError = (err: Error): void => {
+    if (err instanceof ProxyError) reason ??= err;
+  };
+  client.on('error', onClientError);
+  res.once('close', () => {
+    if (!res.writableFinished) {
+      first ??= reason ?? new ProxyError('CLIENT_CLOSED', 'client closed the connection');
+    }
+  });
+  const timed = upstream as Duplex & { setTimeout?: Socket['setTimeout'] };
+  if (idleMs > 0) {
+    timed.setTimeout?.(idleMs, () => {
+      first ??= new ProxyError('IDLE_TIMEOUT', `no traffic for ${idleMs}ms`);
+      upstream.destroy();
+    });
+  }
+  return {
+    failure: () => first,
+    stop: () => {
+      client.off('error', onClientError);
+      timed.setTimeout?.(0);
+    },
+  };
+}
+
+function responseOf(outgoing: ClientRequest): Promise<IncomingMessage> {
+  return new Promise((resolve, reject) => {
+    outgoing.once('response', resolve);
+    outgoing.on('error', reject);
+  });
+}
+
+export function upstreamError(err: unknown, what: string, midResponse: boolean): ProxyError {
+  if (err instanceof ProxyError) return err;
+  const code = errorCode(err);
+  if (code?.startsWith('HPE_')) {
+    return new ProxyError('UPSTREAM_FAILED', `${what}: invalid response from origin (${code})`);
+  }
+  const when = midResponse ? 'broke off mid-response' : 'closed before answering';
+  return new ProxyError('UPSTREAM_FAILED', `${what}: origin ${when} (${code ?? 'no code'})`);
+}
+
+/** Counts the bytes passing through, without copying them. */
+function counter(add: (n: number) => void): Transform {
+  return new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      add(chunk.length);
+      callback(null, chunk);
+    },
+  });
+}
