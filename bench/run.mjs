@@ -76,14 +76,17 @@ function readBytes(socket, n) {
       cleanup();
       reject(new Error('closed during handshake'));
     };
+    // Paused between reads so bytes put back with unshift() wait for the next reader.
     const cleanup = () => {
       socket.off('data', onData);
       socket.off('end', onEnd);
       socket.off('error', onEnd);
+      socket.pause();
     };
     socket.on('data', onData);
     socket.on('end', onEnd);
     socket.on('error', onEnd);
+    socket.resume();
   });
 }
 
@@ -118,6 +121,7 @@ async function openTunnel(mode, gateway, originPort) {
 async function drain(socket) {
   let bytes = 0;
   socket.on('data', (chunk) => (bytes += chunk.length));
+  socket.resume();
   await once(socket, 'end');
   socket.destroy();
   return bytes;

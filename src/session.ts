@@ -22,6 +22,7 @@ export interface Runtime {
 export interface SessionContext {
   /** The generation current when the session starts; it keeps it to the end. */
   readonly runtime: Runtime;
+  /** The inbound's logger (bound to the inbound's name, not to a client). */
   readonly log: Logger;
   /** False when the client's address is not in the inbound's `allow` list. */
   readonly clientAllowed: boolean;
@@ -54,7 +55,12 @@ export interface Session {
 export function startSession(context: SessionContext, info: SessionInfo, client: Duplex): Session {
   const { runtime } = context;
   const started = performance.now();
-  const log = context.log.child({ sid: info.id });
+  const clientAddress = `${info.source.ip}:${info.source.port}`;
+  // Created on first use: most sessions never log anything but their access line, and a pino
+  // child per session is a measurable share of a short session's cost.
+  let sessionLog: Logger | undefined;
+  const log = (): Logger =>
+    (sessionLog ??= context.log.child({ sid: info.id, client: clientAddress }));
   let decision: RouteDecision | undefined;
   let ended = false;
 
@@ -63,9 +69,9 @@ export function startSession(context: SessionContext, info: SessionInfo, client:
     ended = true;
     if (!runtime.accessLog) return;
     const line = {
-      inbound: info.inbound,
+      sid: info.id,
+      client: clientAddress,
       protocol: info.protocol,
-      client: `${info.source.ip}:${info.source.port}`,
       user: info.user,
       target: formatTarget(info.target),
       rule: decision?.rule?.index,
@@ -76,12 +82,14 @@ export function startSession(context: SessionContext, info: SessionInfo, client:
       result: error ? error.code : 'ok',
       error: error?.message,
     };
-    log.info(line, 'session');
+    context.log.info(line, 'session');
   };
 
   return {
     info,
-    log,
+    get log() {
+      return log();
+    },
     limits: runtime.limits,
     async connect() {
       if (!context.clientAllowed) throw new ProxyError('NOT_ALLOWED', 'client address not allowed');
@@ -102,9 +110,14 @@ export function startSession(context: SessionContext, info: SessionInfo, client:
         const outbound = runtime.outbounds.get(decision.outbound);
         if (!outbound)
           throw new ProxyError('INTERNAL', `outbound "${decision.outbound}" is missing`);
-        return await outbound.dial(info.target, { signal: controller.signal, log });
+        return await outbound.dial(info.target, {
+          signal: controller.signal,
+          get log() {
+            return log();
+          },
+        });
       } catch (err) {
-        throw err instanceof ProxyError ? err : internal(err, log);
+        throw err instanceof ProxyError ? err : internal(err, log());
       } finally {
         clearTimeout(timer);
         client.off('close', onClientGone);

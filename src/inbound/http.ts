@@ -78,7 +78,7 @@ export function createHttpHandler(env: ProtocolEnv): ProtocolHandler {
         user,
         target,
       };
-      const context = { runtime: env.runtime(), log: client.log, clientAllowed: client.allowed };
+      const context = { runtime: env.runtime(), log: env.log, clientAllowed: client.allowed };
       session = startSession(context, info, client.socket);
       if (!(verdict instanceof ProxyError)) return proceed(session);
       refuse(verdict);

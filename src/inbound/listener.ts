@@ -1,6 +1,7 @@
 import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { createSourceAllowList } from '../policy.js';
 import { ProxyError } from '../errors.js';
+import type { Logger } from '../log.js';
 import { hostToString } from '../target.js';
 import type { Inbound, ProtocolEnv, ProtocolHandler } from './types.js';
 
@@ -36,11 +37,15 @@ export function createListener(env: ProtocolEnv, handler: ProtocolHandler): Inbo
     });
     const ip = normaliseIp(socket.remoteAddress ?? '');
     const source = { ip, port: socket.remotePort ?? 0 };
+    let clientLog: Logger | undefined;
     handler.handle({
       socket,
       source,
       allowed: isAllowed(ip),
-      log: log.child({ client: `${ip}:${source.port}` }),
+      // Created on first use: a healthy connection logs only its access line, via the session.
+      get log() {
+        return (clientLog ??= log.child({ client: `${ip}:${source.port}` }));
+      },
     });
   });
 

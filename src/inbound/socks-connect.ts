@@ -38,7 +38,7 @@ export function openSession(
     user,
     target,
   };
-  const context = { runtime: env.runtime(), log: accepted.log, clientAllowed: accepted.allowed };
+  const context = { runtime: env.runtime(), log: env.log, clientAllowed: accepted.allowed };
   return startSession(context, info, accepted.socket);
 }
 
