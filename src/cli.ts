@@ -146,7 +146,7 @@ async function runGateway(options: RunOptions): Promise<number> {
     throw new UsageError(
       'nothing to listen on: the configuration has no inbounds (add one, or -L)',
     );
-  const gateway = createGateway(config, log);
+  const gateway = createGateway(config, log, { source: () => loadRunConfig(options) });
   await gateway.start();
   return new Promise<number>((resolve) => {
     let stopping = false;
@@ -168,12 +168,9 @@ async function runGateway(options: RunOptions): Promise<number> {
     };
     const reload = (): void => {
       try {
-        gateway.reload(loadRunConfig(options));
-      } catch (err) {
-        log.error(
-          { problems: err instanceof Error ? err.message : String(err) },
-          'reload refused: the running configuration stays',
-        );
+        gateway.reloadFromSource();
+      } catch {
+        // Logged by the gateway; the running configuration stays.
       }
     };
     process.on('SIGTERM', stop);

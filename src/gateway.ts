@@ -10,6 +10,8 @@ import { createOutbounds } from './outbound/index.js';
 import { createDestinationPolicy } from './policy.js';
 import { createRouter } from './route/router.js';
 import type { Runtime } from './session.js';
+import { startAdmin, type Admin } from './admin.js';
+import { createMetrics, type Metrics } from './metrics.js';
 import { formatTarget } from './target.js';
 
 export interface Gateway {
@@ -17,6 +19,13 @@ export interface Gateway {
   start(): Promise<ReadonlyMap<string, AddressInfo>>;
   /** New sessions use the new configuration; live ones keep theirs. Inbound listeners are kept. */
   reload(config: Config): void;
+  /**
+   * Reloads from the source given at creation (SIGHUP, POST /reload); throws, and keeps the
+   * running configuration, when the new one is refused.
+   */
+  reloadFromSource(): void;
+  /** The admin endpoint's address, once started (when `admin.listen` is set). */
+  readonly adminAddress: AddressInfo | undefined;
   /** Stops accepting, waits up to `graceMs` for live sessions, then closes the rest. */
   stop(graceMs?: number): Promise<void>;
   readonly config: Config;
@@ -24,19 +33,27 @@ export interface Gateway {
   readonly activeConnections: number;
 }
 
-export function buildRuntime(config: Config): Runtime {
+export function buildRuntime(config: Config, metrics: Metrics = createMetrics()): Runtime {
   const policy = createDestinationPolicy(config.limits.deny_destinations);
   return {
     router: createRouter(config.rules),
     outbounds: createOutbounds(config.outbounds, policy),
     limits: config.limits,
     accessLog: config.log.access,
+    metrics,
   };
 }
 
-export function createGateway(initial: Config, log: Logger): Gateway {
+export interface GatewayOptions {
+  /** Where SIGHUP and POST /reload read the configuration from. */
+  readonly source?: () => Config;
+}
+
+export function createGateway(initial: Config, log: Logger, options: GatewayOptions = {}): Gateway {
   let config = initial;
-  let runtime = buildRuntime(config);
+  const metrics = createMetrics();
+  let runtime = buildRuntime(config, metrics);
+  let admin: Admin | undefined;
   const idPrefix = randomBytes(3).toString('hex');
   let sequence = 0;
   const nextId = (): string => `${idPrefix}-${(++sequence).toString(36)}`;
@@ -51,9 +68,38 @@ export function createGateway(initial: Config, log: Logger): Gateway {
     }),
   );
 
+  metrics.observeConnections(() => new Map(inbounds.map((i) => [i.name, i.activeConnections])));
+
+  const reload = (next: Config): void => {
+    const nextRuntime = buildRuntime(next, metrics);
+    config = next;
+    runtime = nextRuntime;
+    log.info(
+      { rules: next.rules.length, outbounds: next.outbounds.length },
+      'configuration reloaded',
+    );
+  };
+
+  const reloadFromSource = (): void => {
+    try {
+      if (!options.source)
+        throw new Error('this gateway has no configuration source to reload from');
+      reload(options.source());
+      metrics.reloaded(true);
+    } catch (err) {
+      metrics.reloaded(false);
+      const problems = err instanceof Error ? err.message : String(err);
+      log.error({ problems }, 'reload refused: the running configuration stays');
+      throw err;
+    }
+  };
+
   return {
     get config() {
       return config;
+    },
+    get adminAddress() {
+      return admin?.address;
     },
     get activeConnections() {
       return inbounds.reduce((sum, inbound) => sum + inbound.activeConnections, 0);
@@ -63,6 +109,14 @@ export function createGateway(initial: Config, log: Logger): Gateway {
       try {
         for (const inbound of inbounds) {
           bound.set(inbound.name, await inbound.listen());
+        }
+        if (config.admin) {
+          admin = await startAdmin({
+            listen: config.admin.listen,
+            metrics,
+            log: log.child({ admin: true }),
+            reload: reloadFromSource,
+          });
         }
       } catch (err) {
         await Promise.all(inbounds.map((i) => i.close()));
@@ -82,17 +136,12 @@ export function createGateway(initial: Config, log: Logger): Gateway {
       }
       return bound;
     },
-    reload(next) {
-      const nextRuntime = buildRuntime(next);
-      config = next;
-      runtime = nextRuntime;
-      log.info(
-        { rules: next.rules.length, outbounds: next.outbounds.length },
-        'configuration reloaded',
-      );
-    },
+    reload,
+    reloadFromSource,
     async stop(graceMs = config.limits.shutdown_grace) {
       await Promise.all(inbounds.map((i) => i.close()));
+      await admin?.close();
+      admin = undefined;
       const deadline = Date.now() + graceMs;
       while (inbounds.some((i) => i.activeConnections > 0) && Date.now() < deadline) {
         await new Promise((resolve) => setTimeout(resolve, 50));

@@ -3,6 +3,7 @@ import type { Duplex } from 'node:stream';
 import type { Limits } from './config/schema.js';
 import { ProxyError } from './errors.js';
 import type { Logger } from './log.js';
+import type { Metrics } from './metrics.js';
 import type { Connected, Outbound } from './outbound/types.js';
 import { relay as relayStreams } from './relay.js';
 import type { RouteDecision, Router } from './route/types.js';
@@ -17,6 +18,8 @@ export interface Runtime {
   readonly outbounds: ReadonlyMap<string, Outbound>;
   readonly limits: Limits;
   readonly accessLog: boolean;
+  /** Shared by every generation: counters survive reloads. */
+  readonly metrics: Metrics;
 }
 
 export interface SessionContext {
@@ -62,11 +65,21 @@ export function startSession(context: SessionContext, info: SessionInfo, client:
   const log = (): Logger =>
     (sessionLog ??= context.log.child({ sid: info.id, client: clientAddress }));
   let decision: RouteDecision | undefined;
+  let connectSeconds: number | undefined;
   let ended = false;
 
   const end = ({ up, down, error }: Finish): void => {
     if (ended) return;
     ended = true;
+    const result = error ? error.code : 'ok';
+    runtime.metrics.sessionEnded({
+      inbound: info.inbound,
+      outbound: decision?.outbound,
+      result,
+      up,
+      down,
+      connectSeconds,
+    });
     if (!runtime.accessLog) return;
     const line = {
       sid: info.id,
@@ -79,7 +92,7 @@ export function startSession(context: SessionContext, info: SessionInfo, client:
       up,
       down,
       ms: Math.round(performance.now() - started),
-      result: error ? error.code : 'ok',
+      result,
       error: error?.message,
     };
     context.log.info(line, 'session');
@@ -106,16 +119,19 @@ export function startSession(context: SessionContext, info: SessionInfo, client:
         controller.abort(new ProxyError('CONNECT_TIMEOUT', 'connect timed out'));
       }, runtime.limits.connect_timeout);
       try {
+        const connectStarted = performance.now();
         decision = await runtime.router.decide(info, controller.signal);
         const outbound = runtime.outbounds.get(decision.outbound);
         if (!outbound)
           throw new ProxyError('INTERNAL', `outbound "${decision.outbound}" is missing`);
-        return await outbound.dial(info.target, {
+        const connected = await outbound.dial(info.target, {
           signal: controller.signal,
           get log() {
             return log();
           },
         });
+        connectSeconds = (performance.now() - connectStarted) / 1000;
+        return connected;
       } catch (err) {
         throw err instanceof ProxyError ? err : internal(err, log());
       } finally {

@@ -21,6 +21,7 @@ export function createListener(env: ProtocolEnv, handler: ProtocolHandler): Inbo
     socket.on('error', () => undefined);
     const limits = env.runtime().limits;
     if (live.size >= limits.max_connections) {
+      env.runtime().metrics.connectionRefused(config.name, 'max_connections');
       if (refusedSinceLog++ === 0)
         log.warn(
           { max: limits.max_connections },

@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, test } from 'node:test';
 import { createAuthenticator } from '../../src/auth.js';
-import { curl, startHttpOrigin } from '../helpers/net.js';
+import { curl, startHttpOrigin, startTcpServer } from '../helpers/net.js';
+import { socks5Connect } from '../helpers/socks-client.js';
 
 const MAIN = join(import.meta.dirname, '../../src/main.ts');
 const dir = mkdtempSync(join(tmpdir(), 'junction-cli-'));
@@ -229,4 +230,36 @@ test('with no arguments the embedded default is a mixed inbound on 127.0.0.1:108
   child.kill('SIGINT');
   const [code] = (await once(child, 'exit')) as [number | null];
   assert.equal(code, 0);
+});
+
+test('SIGHUP re-reads the file: new sessions follow the new rules; an invalid file is refused', async () => {
+  const echo = await startTcpServer((socket) => socket.pipe(socket));
+  const file = join(dir, 'reload.yaml');
+  const inbound = 'inbounds:\n  - { name: s, type: socks, listen: "127.0.0.1:0" }\n';
+  writeFileSync(file, inbound);
+  const child = spawnCli(['-c', file]);
+  try {
+    const port = listenPort(await waitForLine(child, (l) => l.msg === 'listening'));
+    assert.equal((await socks5Connect(port, '127.0.0.1', echo.port)).reply, 0x00);
+
+    writeFileSync(file, `${inbound}rules:\n  - { ip_cidr: [127.0.0.0/8], outbound: reject }\n`);
+    const reloaded = waitForLine(child, (l) => l.msg === 'configuration reloaded');
+    child.kill('SIGHUP');
+    await reloaded;
+    assert.equal((await socks5Connect(port, '127.0.0.1', echo.port)).reply, 0x02);
+
+    writeFileSync(file, `${inbound}rules:\n  - { outbound: nowhere }\n`);
+    const refused = waitForLine(
+      child,
+      (l) => l.msg === 'reload refused: the running configuration stays',
+    );
+    child.kill('SIGHUP');
+    const line = await refused;
+    assert.equal(line.problems, `${file}:4:17: rules.0.outbound: unknown outbound "nowhere"`);
+    assert.equal((await socks5Connect(port, '127.0.0.1', echo.port)).reply, 0x02);
+  } finally {
+    child.kill('SIGTERM');
+    await once(child, 'exit');
+    await echo.close();
+  }
 });

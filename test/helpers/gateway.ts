@@ -1,7 +1,8 @@
 import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import { loadConfigText } from '../../src/config/load.js';
-import { createGateway, type Gateway } from '../../src/gateway.js';
+import type { Config } from '../../src/config/schema.js';
+import { createGateway, type Gateway, type GatewayOptions } from '../../src/gateway.js';
 import { createLogger } from '../../src/log.js';
 
 export type LogLine = Record<string, unknown> & { msg?: string };
@@ -19,12 +20,20 @@ export interface TestGateway {
   stop(): Promise<void>;
 }
 
+/** A configuration from an object of the YAML shape, through the real loader and schema. */
+export function configFrom(raw: Record<string, unknown>): Config {
+  return loadConfigText('', '<test>', process.cwd(), (doc) => Object.assign(doc, raw));
+}
+
 /**
  * Starts a gateway in this process from a configuration object (the YAML shape), validated by
  * the real loader. Listen on port 0 to get a free port.
  */
-export async function startGateway(raw: Record<string, unknown>): Promise<TestGateway> {
-  const config = loadConfigText('', '<test>', process.cwd(), (doc) => Object.assign(doc, raw));
+export async function startGateway(
+  raw: Record<string, unknown>,
+  options: GatewayOptions = {},
+): Promise<TestGateway> {
+  const config = configFrom(raw);
   const logs: LogLine[] = [];
   const waiters = new Set<{
     predicate: (line: LogLine) => boolean;
@@ -46,7 +55,7 @@ export async function startGateway(raw: Record<string, unknown>): Promise<TestGa
       callback();
     },
   });
-  const gateway = createGateway(config, createLogger('debug', sink));
+  const gateway = createGateway(config, createLogger('debug', sink), options);
   const addresses = await gateway.start();
   return {
     gateway,

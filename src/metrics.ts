@@ -1,0 +1,112 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** The few series an operator alerts on; the only importer of prom-client. */
+export interface Metrics {
+  readonly registry: Registry;
+  /** One finished session: counted once, with its bytes and how long its connect took. */
+  sessionEnded(ended: SessionMetrics): void;
+  /** A connection closed at accept time (max_connections). */
+  connectionRefused(inbound: string, reason: 'max_connections'): void;
+  reloaded(ok: boolean): void;
+  /** Reads live values (open connections per inbound) at scrape time. */
+  observeConnections(read: () => ReadonlyMap<string, number>): void;
+}
+
+export interface SessionMetrics {
+  readonly inbound: string;
+  readonly outbound: string | undefined;
+  readonly result: string;
+  readonly up: number;
+  readonly down: number;
+  /** Seconds from the start of routing to a connected stream; undefined if it never connected. */
+  readonly connectSeconds: number | undefined;
+}
+
+export function createMetrics(): Metrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'junction_' });
+  const sessions = new Counter({
+    name: 'junction_sessions_total',
+    help: 'Finished sessions by inbound, outbound and result (ok or the failure code).',
+    labelNames: ['inbound', 'outbound', 'result'] as const,
+    registers: [registry],
+  });
+  const bytes = new Counter({
+    name: 'junction_bytes_total',
+    help: 'Bytes relayed, by direction (up: client to target) and outbound.',
+    labelNames: ['direction', 'inbound', 'outbound'] as const,
+    registers: [registry],
+  });
+  const connectSeconds = new Histogram({
+    name: 'junction_connect_seconds',
+    help: 'Time to route and connect a session, by outbound.',
+    labelNames: ['outbound'] as const,
+    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [registry],
+  });
+  const refused = new Counter({
+    name: 'junction_connections_refused_total',
+    help: 'Connections closed at accept time, by inbound and reason.',
+    labelNames: ['inbound', 'reason'] as const,
+    registers: [registry],
+  });
+  const reloads = new Counter({
+    name: 'junction_config_reloads_total',
+    help: 'Configuration reloads by result (ok, refused).',
+    labelNames: ['result'] as const,
+    registers: [registry],
+  });
+  let readConnections: () => ReadonlyMap<string, number> = () => new Map();
+  new Gauge({
+    name: 'junction_connections_active',
+    help: 'Client connections open now, by inbound.',
+    labelNames: ['inbound'] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [inbound, count] of readConnections()) this.set({ inbound }, count);
+    },
+  });
+
+  // Label lookups hash their values on every call; a session's labels repeat, so the children
+  // are kept per label set.
+  const children = new Map<
+    string,
+    { sessions: Counter.Internal; up: Counter.Internal; down: Counter.Internal }
+  >();
+  const childrenFor = (inbound: string, outbound: string, result: string) => {
+    const key = `${inbound}\u0000${outbound}\u0000${result}`;
+    let found = children.get(key);
+    if (!found) {
+      found = {
+        sessions: sessions.labels(inbound, outbound, result),
+        up: bytes.labels('up', inbound, outbound),
+        down: bytes.labels('down', inbound, outbound),
+      };
+      children.set(key, found);
+    }
+    return found;
+  };
+
+  return {
+    registry,
+    sessionEnded(ended) {
+      const outbound = ended.outbound ?? 'none';
+      const child = childrenFor(ended.inbound, outbound, ended.result);
+      child.sessions.inc();
+      if (ended.up > 0) child.up.inc(ended.up);
+      if (ended.down > 0) child.down.inc(ended.down);
+      if (ended.connectSeconds !== undefined)
+        connectSeconds.observe({ outbound }, ended.connectSeconds);
+    },
+    connectionRefused(inbound, reason) {
+      refused.inc({ inbound, reason });
+    },
+    reloaded(ok) {
+      reloads.inc({ result: ok ? 'ok' : 'refused' });
+    },
+    observeConnections(read) {
+      readConnections = read;
+    },
+  };
+}
