@@ -21,11 +21,15 @@ const DOMAIN_RE = /^[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?(?:\.[a-z0-9_](?:[a-z0-9_-
  * for anything that is neither a valid IP nor a plausible DNS name.
  */
 export function parseHost(raw: string): Host | undefined {
-  let text = raw;
-  if (text.startsWith('[') && text.endsWith(']')) text = text.slice(1, -1);
+  // Brackets are for IPv6 literals only ("[::1]"), as in URLs and CONNECT authorities.
+  if (raw.startsWith('[') && raw.endsWith(']')) {
+    const inner = raw.slice(1, -1);
+    return isIPv6(inner) ? ipv6Host(inner) : undefined;
+  }
+  const text = raw;
   if (isIPv4(text)) return { kind: 'ipv4', ip: text };
   if (isIPv6(text)) return ipv6Host(text);
-  if (text.includes(':') || raw !== text) return undefined;
+  if (text.includes(':')) return undefined;
   let name = text.toLowerCase();
   if (name.endsWith('.')) name = name.slice(0, -1);
   if (name.length === 0 || name.length > MAX_DOMAIN_LENGTH || !DOMAIN_RE.test(name)) {
