@@ -27,6 +27,10 @@ interface RunOptions {
   logLevel?: string;
 }
 
+/** How long the log may take to flush at exit, and how long past the grace a stop may take. */
+const FLUSH_LIMIT_MS = 2000;
+const SHUTDOWN_BACKSTOP_MS = 5000;
+
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error'] as const;
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
@@ -150,21 +154,37 @@ async function runGateway(options: RunOptions): Promise<number> {
   await gateway.start();
   return new Promise<number>((resolve) => {
     let stopping = false;
+    let finished = false;
+    const finish = (code: number): void => {
+      if (finished) return;
+      finished = true;
+      process.off('SIGHUP', reload);
+      process.off('SIGTERM', stop);
+      process.off('SIGINT', stop);
+      log.info('stopped');
+      // The log's last lines are written before the exit, but a stuck destination must not
+      // keep the process from exiting.
+      const exit = setTimeout(() => resolve(code), FLUSH_LIMIT_MS);
+      log.flush(() => {
+        clearTimeout(exit);
+        resolve(code);
+      });
+    };
     const stop = (signal: NodeJS.Signals): void => {
       if (stopping) {
         log.warn({ signal }, 'second signal: closing every session now');
-        void gateway.stop(0);
+        void gateway.stop(0).finally(() => finish(EXIT_OK));
         return;
       }
       stopping = true;
-      log.info({ signal, grace_ms: gateway.config.limits.shutdown_grace }, 'shutting down');
-      void gateway.stop().then(() => {
-        process.off('SIGHUP', reload);
-        process.off('SIGTERM', stop);
-        process.off('SIGINT', stop);
-        log.info('stopped');
-        log.flush(() => resolve(EXIT_OK));
-      });
+      const grace = gateway.config.limits.shutdown_grace;
+      log.info({ signal, grace_ms: grace }, 'shutting down');
+      void gateway.stop().finally(() => finish(EXIT_OK));
+      // A backstop: whatever happens to the sessions, the process ends soon after the grace.
+      setTimeout(() => {
+        log.warn('shutdown overran its grace period: exiting');
+        finish(EXIT_RUNTIME);
+      }, grace + SHUTDOWN_BACKSTOP_MS).unref();
     };
     const reload = (): void => {
       try {
