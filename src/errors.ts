@@ -18,6 +18,8 @@ export type ErrorCode =
   | 'CONNECT_TIMEOUT'
   | 'UPSTREAM_FAILED'
   | 'UPSTREAM_AUTH_FAILED'
+  | 'UPSTREAM_REFUSED'
+  | 'UPSTREAM_TIMEOUT'
   | 'HANDSHAKE_TIMEOUT'
   | 'IDLE_TIMEOUT'
   | 'CLIENT_CLOSED'
@@ -65,6 +67,9 @@ export const REPLIES: Readonly<Record<ErrorCode, Reply>> = {
   CONNECT_TIMEOUT: { socks5: 0x06, socks4: SOCKS4_FAILED, http: 504 },
   UPSTREAM_FAILED: { socks5: 0x01, socks4: SOCKS4_FAILED, http: 502 },
   UPSTREAM_AUTH_FAILED: { socks5: 0x01, socks4: SOCKS4_FAILED, http: 502 },
+  // An upstream proxy refused by its own rules, or reported a timeout: see UPSTREAM_* below.
+  UPSTREAM_REFUSED: { socks5: 0x02, socks4: SOCKS4_FAILED, http: 502 },
+  UPSTREAM_TIMEOUT: { socks5: 0x06, socks4: SOCKS4_FAILED, http: 504 },
   HANDSHAKE_TIMEOUT: { socks5: 0x01, socks4: SOCKS4_FAILED, http: 408 },
   IDLE_TIMEOUT: { socks5: 0x01, socks4: SOCKS4_FAILED, http: 504 },
   CLIENT_CLOSED: { socks5: 0x01, socks4: SOCKS4_FAILED, http: 400 },
@@ -72,6 +77,33 @@ export const REPLIES: Readonly<Record<ErrorCode, Reply>> = {
   LIMIT: { socks5: 0x01, socks4: SOCKS4_FAILED, http: 503 },
   INTERNAL: { socks5: 0x01, socks4: SOCKS4_FAILED, http: 500 },
 };
+
+/**
+ * An upstream HTTP proxy's non-2xx answer (to CONNECT, or a 407 to a forwarded request); any
+ * status not listed is UPSTREAM_FAILED. The upstream's status is always in the message. A 401
+ * to CONNECT can only be the proxy's (tinyproxy refuses credentials so).
+ */
+export const UPSTREAM_HTTP_STATUS: ReadonlyMap<number, ErrorCode> = new Map<number, ErrorCode>([
+  [407, 'UPSTREAM_AUTH_FAILED'],
+  [401, 'UPSTREAM_AUTH_FAILED'],
+  [403, 'UPSTREAM_REFUSED'],
+  [504, 'UPSTREAM_TIMEOUT'],
+]);
+
+/**
+ * An upstream SOCKS5 REP (RFC 1928 §6). Its HTTP status comes from the code; a SOCKS5 client
+ * gets the REP itself (`upstreamReply`), unchanged. Unassigned REPs are UPSTREAM_FAILED.
+ */
+export const UPSTREAM_SOCKS5_REP: ReadonlyMap<number, ErrorCode> = new Map<number, ErrorCode>([
+  [0x01, 'UPSTREAM_FAILED'],
+  [0x02, 'UPSTREAM_REFUSED'],
+  [0x03, 'NET_UNREACHABLE'],
+  [0x04, 'HOST_UNREACHABLE'],
+  [0x05, 'CONN_REFUSED'],
+  [0x06, 'UPSTREAM_TIMEOUT'],
+  [0x07, 'UPSTREAM_FAILED'],
+  [0x08, 'UPSTREAM_FAILED'],
+]);
 
 export function socks5Reply(err: ProxyError): number {
   return err.upstreamReply ?? REPLIES[err.code].socks5;

@@ -7,6 +7,7 @@ import { createInbound } from './inbound/index.js';
 import type { Inbound } from './inbound/types.js';
 import type { Logger } from './log.js';
 import { createOutbounds } from './outbound/index.js';
+import { createUdpOutbounds } from './outbound/udp-index.js';
 import { createDestinationPolicy } from './policy.js';
 import { createRouter } from './route/router.js';
 import type { Runtime } from './session.js';
@@ -38,6 +39,7 @@ export function buildRuntime(config: Config, metrics: Metrics = createMetrics())
   return {
     router: createRouter(config.rules),
     outbounds: createOutbounds(config.outbounds, policy),
+    udpOutbounds: createUdpOutbounds(config.outbounds, policy),
     limits: config.limits,
     accessLog: config.log.access,
     metrics,

@@ -4,7 +4,8 @@ import type { Limits } from './config/schema.js';
 import { ProxyError } from './errors.js';
 import type { Logger } from './log.js';
 import type { Metrics } from './metrics.js';
-import type { Connected, Outbound } from './outbound/types.js';
+import type { Connected, DialPurpose, Outbound } from './outbound/types.js';
+import type { UdpOutbound } from './outbound/udp-types.js';
 import { relay as relayStreams } from './relay.js';
 import type { RouteDecision, Router } from './route/types.js';
 import type { SessionInfo } from './session-info.js';
@@ -16,6 +17,8 @@ export type { SessionInfo, Protocol } from './session-info.js';
 export interface Runtime {
   readonly router: Router;
   readonly outbounds: ReadonlyMap<string, Outbound>;
+  /** The UDP side of each outbound; undefined: that outbound cannot carry UDP. */
+  readonly udpOutbounds: ReadonlyMap<string, UdpOutbound | undefined>;
   readonly limits: Limits;
   readonly accessLog: boolean;
   /** Shared by every generation: counters survive reloads. */
@@ -35,6 +38,8 @@ export interface Finish {
   readonly up: number;
   readonly down: number;
   readonly error: ProxyError | undefined;
+  /** More fields for the access-log line (a UDP association's datagram counts). */
+  readonly extra?: Readonly<Record<string, unknown>>;
 }
 
 /**
@@ -45,8 +50,11 @@ export interface Session {
   readonly info: SessionInfo;
   readonly log: Logger;
   readonly limits: Limits;
-  /** Routes and dials. Rejects only with ProxyError, so the inbound can answer in its protocol. */
-  connect(): Promise<Connected>;
+  /**
+   * Routes and dials. Rejects only with ProxyError, so the inbound can answer in its protocol.
+   * `purpose` 'http': the stream will carry plain http:// requests (see DialPurpose).
+   */
+  connect(purpose?: DialPurpose): Promise<Connected>;
   /** Relays until both directions end, releases both streams, logs. Never rejects. */
   relay(client: Socket, upstream: Duplex): Promise<void>;
   /** Ends a session whose bytes were moved by the inbound itself (HTTP forwarding). */
@@ -68,7 +76,7 @@ export function startSession(context: SessionContext, info: SessionInfo, client:
   let connectSeconds: number | undefined;
   let ended = false;
 
-  const end = ({ up, down, error }: Finish): void => {
+  const end = ({ up, down, error, extra }: Finish): void => {
     if (ended) return;
     ended = true;
     const result = error ? error.code : 'ok';
@@ -94,6 +102,7 @@ export function startSession(context: SessionContext, info: SessionInfo, client:
       ms: Math.round(performance.now() - started),
       result,
       error: error?.message,
+      ...extra,
     };
     context.log.info(line, 'session');
   };
@@ -104,7 +113,7 @@ export function startSession(context: SessionContext, info: SessionInfo, client:
       return log();
     },
     limits: runtime.limits,
-    async connect() {
+    async connect(purpose = 'tunnel') {
       if (!context.clientAllowed) throw new ProxyError('NOT_ALLOWED', 'client address not allowed');
       const controller = new AbortController();
       const onClientGone = (): void => {
@@ -115,6 +124,7 @@ export function startSession(context: SessionContext, info: SessionInfo, client:
       client.once('close', onClientGone);
       // A plain timer rather than AbortSignal.timeout: it is cleared as soon as the dial is done,
       // so nothing fires into a connected stream later.
+      const deadline = Date.now() + runtime.limits.connect_timeout;
       const timer = setTimeout(() => {
         controller.abort(new ProxyError('CONNECT_TIMEOUT', 'connect timed out'));
       }, runtime.limits.connect_timeout);
@@ -126,6 +136,8 @@ export function startSession(context: SessionContext, info: SessionInfo, client:
           throw new ProxyError('INTERNAL', `outbound "${decision.outbound}" is missing`);
         const connected = await outbound.dial(info.target, {
           signal: controller.signal,
+          purpose,
+          deadline,
           get log() {
             return log();
           },

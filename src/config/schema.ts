@@ -91,56 +91,79 @@ const inbound = z.strictObject({
   allow: list(cidr).optional(),
 });
 
-const tls = z.strictObject({
-  ca: z.string().optional(),
-  servername: z.string().optional(),
-  insecure: z.boolean().default(false),
-});
+/**
+ * `tls.ca`: a PEM file, relative to the configuration file (or the PEM text itself), read at
+ * load so a missing file is reported with its position. The value is the PEM text.
+ */
+function tls(baseDir: string) {
+  return z.strictObject({
+    ca: z
+      .string()
+      .transform((text, ctx) => {
+        if (text.includes('-----BEGIN')) return text;
+        const path = resolvePath(baseDir, text);
+        try {
+          return readFileSync(path, 'utf8');
+        } catch (err) {
+          const reason =
+            (err as NodeJS.ErrnoException).code === 'ENOENT'
+              ? 'no such file'
+              : (err as Error).message;
+          ctx.addIssue({ code: 'custom', message: `cannot read CA file ${path}: ${reason}` });
+          return z.NEVER;
+        }
+      })
+      .optional(),
+    servername: z.string().optional(),
+    insecure: z.boolean().default(false),
+  });
+}
 
 const outboundUrl = z.string().superRefine((text, ctx) => {
   const problem = parseOutboundUrl(text).error;
   if (problem) ctx.addIssue({ code: 'custom', message: problem });
 });
 
-const outbound = z
-  .strictObject({
-    name,
-    url: outboundUrl.optional(),
-    tls: tls.optional(),
-    chain: z.array(name).min(1).optional(),
-    fallback: z.array(name).min(1).optional(),
-    check: z
-      .strictObject({
-        url: z.url().optional(),
-        tcp: z.string().optional(),
-        interval: duration.default(30_000),
-        timeout: duration.default(5_000),
-      })
-      .optional(),
-  })
-  .superRefine((o, ctx) => {
-    const kinds = [o.url, o.chain, o.fallback].filter((v) => v !== undefined).length;
-    if (kinds !== 1) {
-      ctx.addIssue({
-        code: 'custom',
-        message: 'an outbound has exactly one of url, chain or fallback',
-      });
-    }
-    if (o.check && !o.fallback) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['check'],
-        message: 'check applies to fallback outbounds only',
-      });
-    }
-    if (o.tls && !o.url?.startsWith('https:')) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['tls'],
-        message: 'tls applies to https:// outbounds only',
-      });
-    }
-  });
+const outbound = (baseDir: string) =>
+  z
+    .strictObject({
+      name,
+      url: outboundUrl.optional(),
+      tls: tls(baseDir).optional(),
+      chain: z.array(name).min(1).optional(),
+      fallback: z.array(name).min(1).optional(),
+      check: z
+        .strictObject({
+          url: z.url().optional(),
+          tcp: z.string().optional(),
+          interval: duration.default(30_000),
+          timeout: duration.default(5_000),
+        })
+        .optional(),
+    })
+    .superRefine((o, ctx) => {
+      const kinds = [o.url, o.chain, o.fallback].filter((v) => v !== undefined).length;
+      if (kinds !== 1) {
+        ctx.addIssue({
+          code: 'custom',
+          message: 'an outbound has exactly one of url, chain or fallback',
+        });
+      }
+      if (o.check && !o.fallback) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['check'],
+          message: 'check applies to fallback outbounds only',
+        });
+      }
+      if (o.tls && !o.url?.startsWith('https:')) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['tls'],
+          message: 'tls applies to https:// outbounds only',
+        });
+      }
+    });
 
 const port = z
   .union([z.number(), z.string()], { error: 'expected a port (443) or a range ("8000-8999")' })
@@ -243,7 +266,7 @@ export function configSchema(baseDir: string) {
       admin: z.strictObject({ listen: listenAddress }).optional(),
       limits: limits.prefault({}),
       inbounds: z.array(inbound).default([]),
-      outbounds: z.array(outbound).default([]),
+      outbounds: z.array(outbound(baseDir)).default([]),
       rules: z.array(rule(baseDir)).default([]),
     })
     .superRefine((config, ctx) => {
@@ -269,6 +292,12 @@ export function configSchema(baseDir: string) {
                 code: 'custom',
                 path: ['outbounds', i, key, j],
                 message: `unknown outbound "${member}"`,
+              });
+            } else if (key === 'chain' && member === 'reject') {
+              ctx.addIssue({
+                code: 'custom',
+                path: ['outbounds', i, key, j],
+                message: '"reject" cannot be part of a chain',
               });
             }
           });

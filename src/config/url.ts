@@ -39,9 +39,9 @@ function parseProxyUrl<S extends string>(
   schemes: readonly S[],
   defaultHost: string | undefined,
 ): Parsed<ProxyUrl<S>> {
-  const m = /^([a-z0-9]+):\/\/(?:([^@/]*)@)?(\[[^\]]*\]|[^:/?#]*)(?::(\d*))?\/?$/i.exec(
-    text.trim(),
-  );
+  // The userinfo runs to the last "@": a password written with a raw "@" or "/" is still taken
+  // as a password, never echoed as part of a host in an error.
+  const m = /^([a-z0-9]+):\/\/(?:(.*)@)?(\[[^\]]*\]|[^:/?#@]*)(?::(\d*))?\/?$/i.exec(text.trim());
   if (!m) return { error: `bad proxy URL "${maskUrl(text)}" (use scheme://[user:pass@]host:port)` };
   const [, schemeText = '', userinfo, hostText = '', portText] = m;
   const scheme = schemes.find((s) => s === schemeText.toLowerCase());
@@ -87,5 +87,5 @@ export function parseInboundUrl(text: string): Parsed<ProxyUrl<InboundScheme>> {
 
 /** Hides the password of a URL for logs and errors: http://user:***@host:port. */
 export function maskUrl(text: string): string {
-  return text.replace(/^([a-z0-9]+:\/\/[^:@/]*):[^@/]*@/i, '$1:***@');
+  return text.replace(/^([a-z0-9]+:\/\/[^:@/]*):.*@/i, '$1:***@');
 }

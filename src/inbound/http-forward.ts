@@ -5,6 +5,7 @@ import type { Socket } from 'node:net';
 import { Transform, type Duplex } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { errorCode, httpStatus, ProxyError } from '../errors.js';
+import type { Connected, HttpProxyLink } from '../outbound/types.js';
 import type { Session } from '../session.js';
 import { formatTarget, parseHostPort, type Target } from '../target.js';
 import { errorText } from './http-connect.js';
@@ -48,8 +49,10 @@ export function parseAbsoluteForm(url: string): AbsoluteTarget | string {
 }
 
 /**
- * Forwards one request and its response, both bodies streamed with backpressure. The origin
- * connection is used for this request only (`Connection: close` towards it).
+ * Forwards one request and its response, both bodies streamed with backpressure. Direct, the
+ * origin connection serves this request only (`Connection: close` towards it). When the outbound
+ * ends at an HTTP proxy (`httpProxy`), the request goes to the proxy in absolute-form with the
+ * proxy's credentials, and the connection may be kept for the next request to the same target.
  */
 export async function forward(
   session: Session,
@@ -57,39 +60,86 @@ export async function forward(
   res: ServerResponse,
   at: AbsoluteTarget,
 ): Promise<void> {
-  let upstream: Duplex;
-  try {
-    upstream = (await session.connect()).stream;
-  } catch (err) {
-    replyError(res, req, err as ProxyError);
-    session.fail(err as ProxyError);
-    return;
+  // RFC 9112 §6.3: a request with neither field has no body. Such a request can be sent again
+  // when a kept-alive proxy connection turns out to have been closed in the meantime.
+  const bodyless =
+    (req.headers['content-length'] ?? '0') === '0' &&
+    req.headers['transfer-encoding'] === undefined;
+  for (;;) {
+    let conn: Connected;
+    try {
+      conn = await session.connect('http');
+    } catch (err) {
+      replyError(res, req, err as ProxyError);
+      session.fail(err as ProxyError);
+      return;
+    }
+    if ((await exchange(session, req, res, at, conn, bodyless)) === 'done') return;
   }
+}
+
+/** One request and response on `conn`; 'retry' when a reused connection failed before answering. */
+async function exchange(
+  session: Session,
+  req: IncomingMessage,
+  res: ServerResponse,
+  at: AbsoluteTarget,
+  conn: Connected,
+  bodyless: boolean,
+): Promise<'done' | 'retry'> {
+  const { stream: upstream, httpProxy: proxy } = conn;
   // Byte counts are approximate on a kept-alive client connection: `up` is the request body,
   // `down` the response head as we write it plus the body (before chunked framing).
   let up = 0;
   let down = 0;
   let response: IncomingMessage | undefined;
+  let reusable = false;
+  // node:http says a kept-alive exchange is complete, and detaches from the socket, by 'free'.
+  let freed = false as boolean;
+  const onFree = (): void => {
+    freed = true;
+  };
+  // Between node:http letting go of the socket and this function handing it back.
+  const ignore = (): void => undefined;
+  upstream.on('free', onFree);
+  upstream.on('error', ignore);
   const watch = watchFailures(req.socket, res, upstream, session.limits.idle_timeout);
   const outgoing = request({
     method: req.method ?? 'GET',
-    path: at.path,
-    headers: forwardedRequestHeaders(req, at.authority),
+    path: proxy ? `http://${at.authority}${at.path}` : at.path,
+    headers: requestHeaders(req, at.authority, proxy),
     createConnection: () => upstream,
   });
+  // With raw header pairs and no agent node:http resets this after reading our `Connection:
+  // keep-alive`; set, it lets go of the socket ('free') after a response that allows it.
+  if (proxy?.keep) outgoing.shouldKeepAlive = true;
   // The client waits for a 100 before sending the body: only the origin may give it (RFC 9110
   // §10.1.1), so a 407 or 403 never costs the client an upload.
   if (/^100-continue$/i.test(req.headers.expect ?? '')) {
     outgoing.once('continue', () => res.writeContinue());
   }
-  // Its failures surface as the response failing or the client closing, and are handled there.
-  pipeline(
-    req,
-    counter((n) => (up += n)),
-    outgoing,
-  ).catch(() => undefined);
+  if (bodyless) {
+    req.resume();
+    outgoing.end();
+  } else {
+    // Its failures surface as the response failing or the client closing, and are handled there.
+    pipeline(
+      req,
+      counter((n) => (up += n)),
+      outgoing,
+    ).catch(() => undefined);
+  }
   try {
     response = await responseOf(outgoing);
+    if (proxy && response.statusCode === 407) {
+      // The proxy's challenge is for junction's credentials, not the client's: passed on, it
+      // would make the client ask its user for a password that cannot help.
+      response.resume();
+      throw new ProxyError(
+        'UPSTREAM_AUTH_FAILED',
+        `upstream proxy authentication failed (${proxy.label})`,
+      );
+    }
     const head = endToEndHeaders(response.rawHeaders);
     down += rawHead(response, head).length;
     res.writeHead(response.statusCode ?? 502, response.statusMessage, head);
@@ -99,20 +149,52 @@ export async function forward(
       res,
     );
     session.finish({ up, down, error: undefined });
+    reusable = true;
+    return 'done';
   } catch (err) {
-    const what = formatTarget(at.target);
-    const error = watch.failure() ?? upstreamError(err, what, response !== undefined);
+    const failure = watch.failure();
+    if (
+      proxy?.reused === true &&
+      bodyless &&
+      response === undefined &&
+      failure === undefined &&
+      !(err instanceof ProxyError)
+    ) {
+      session.log.debug({ proxy: proxy.label }, 'kept-alive proxy connection was closed; retrying');
+      return 'retry';
+    }
+    const who = proxy ? `upstream proxy ${proxy.label}` : 'origin';
+    const error =
+      failure ?? upstreamError(err, formatTarget(at.target), response !== undefined, who);
     // A response already under way cannot be repaired: only closing the connection tells the
     // client it is incomplete.
     if (res.headersSent) res.destroy();
     else replyError(res, req, error);
     session.finish({ up, down, error });
+    return 'done';
   } finally {
     watch.stop();
+    upstream.off('free', onFree);
+    upstream.off('error', ignore);
+    if (reusable && freed && proxy?.keep) proxy.keep();
     // Also ends an upload the origin did not wait for; node:http then closes the client
     // connection, whose unread body could not be framed any more.
-    upstream.destroy();
+    else upstream.destroy();
   }
+}
+
+/** The client's end-to-end fields; through a proxy also its credentials, and keep-alive. */
+function requestHeaders(
+  req: IncomingMessage,
+  authority: string,
+  proxy: HttpProxyLink | undefined,
+): string[] {
+  const headers = forwardedRequestHeaders(req, authority);
+  if (proxy?.authorization !== undefined) {
+    headers.push('Proxy-Authorization', proxy.authorization);
+  }
+  if (proxy?.keep) headers.push('Connection', 'keep-alive');
+  return headers;
 }
 
 /** A plain-text error answer on a node:http response; the connection stays open if it can. */
@@ -154,17 +236,18 @@ function watchFailures(client: Socket, res: ServerResponse, upstream: Duplex, id
     }
   });
   const timed = upstream as Duplex & { setTimeout?: Socket['setTimeout'] };
-  if (idleMs > 0) {
-    timed.setTimeout?.(idleMs, () => {
-      first ??= new ProxyError('IDLE_TIMEOUT', `no traffic for ${idleMs}ms`);
-      upstream.destroy();
-    });
-  }
+  const onIdle = (): void => {
+    first ??= new ProxyError('IDLE_TIMEOUT', `no traffic for ${idleMs}ms`);
+    upstream.destroy();
+  };
+  if (idleMs > 0) timed.setTimeout?.(idleMs, onIdle);
   return {
     failure: () => first,
     stop: () => {
       client.off('error', onClientError);
+      // The upstream connection may serve another request: nothing of this one stays on it.
       timed.setTimeout?.(0);
+      upstream.off('timeout', onIdle);
     },
   };
 }
@@ -176,14 +259,19 @@ function responseOf(outgoing: ClientRequest): Promise<IncomingMessage> {
   });
 }
 
-export function upstreamError(err: unknown, what: string, midResponse: boolean): ProxyError {
+export function upstreamError(
+  err: unknown,
+  what: string,
+  midResponse: boolean,
+  who = 'origin',
+): ProxyError {
   if (err instanceof ProxyError) return err;
   const code = errorCode(err);
   if (code?.startsWith('HPE_')) {
-    return new ProxyError('UPSTREAM_FAILED', `${what}: invalid response from origin (${code})`);
+    return new ProxyError('UPSTREAM_FAILED', `${what}: invalid response from ${who} (${code})`);
   }
   const when = midResponse ? 'broke off mid-response' : 'closed before answering';
-  return new ProxyError('UPSTREAM_FAILED', `${what}: origin ${when} (${code ?? 'no code'})`);
+  return new ProxyError('UPSTREAM_FAILED', `${what}: ${who} ${when} (${code ?? 'no code'})`);
 }
 
 /** Counts the bytes passing through, without copying them. */

@@ -91,13 +91,19 @@ export function parseSocks5Request(bytes: Buffer): Parsed<SocksRequest> {
   if (code === undefined) return INCOMPLETE;
   const command = COMMANDS[code];
   if (!command) return fail('CMD_UNSUPPORTED', `command ${code} is not supported`);
-  const address = parseSocks5Address(bytes, 3);
+  // A UDP ASSOCIATE's address is only where the client says it will send from, and some
+  // clients (PySocks) write a placeholder name such as "0" there: read it as "unspecified".
+  const address = parseSocks5Address(bytes, 3, command === 'udp-associate');
   if (address.kind !== 'ok') return address;
   return ok({ command, target: address.value }, 3 + address.consumed);
 }
 
 /** RFC 1928 §5 ATYP DST.ADDR then DST.PORT, from `offset`; `consumed` counts from `offset`. */
-export function parseSocks5Address(bytes: Buffer, offset: number): Parsed<Target> {
+export function parseSocks5Address(
+  bytes: Buffer,
+  offset: number,
+  badNameIsUnspecified = false,
+): Parsed<Target> {
   const type = bytes[offset];
   if (type === undefined) return INCOMPLETE;
   let start = offset + 1;
@@ -114,7 +120,8 @@ export function parseSocks5Address(bytes: Buffer, offset: number): Parsed<Target
   if (bytes.length < end) return INCOMPLETE;
   const raw = bytes.subarray(start, start + length);
   // A name goes through parseHost like every other host: invalid names never reach rules or DNS.
-  const host = type === ATYP.domain ? parseHost(raw.toString('latin1')) : hostFromBytes(raw);
+  let host = type === ATYP.domain ? parseHost(raw.toString('latin1')) : hostFromBytes(raw);
+  if (!host && badNameIsUnspecified) host = UNSPECIFIED.host;
   if (!host) return fail('BAD_REQUEST', 'invalid host name');
   return ok({ host, port: bytes.readUInt16BE(start + length) }, end - offset);
 }

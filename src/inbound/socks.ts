@@ -2,6 +2,7 @@ import { SOCKS4_VERSION, SOCKS5_VERSION, peekVersion } from './socks-codec.js';
 import { closeWith, readMessage } from './socks-reader.js';
 import { serveSocks4 } from './socks4.js';
 import { serveSocks5, type AssociateHandler } from './socks5.js';
+import { createAssociateHandler } from './socks5-udp.js';
 import type { Accepted, ProtocolEnv, ProtocolHandler } from './types.js';
 
 export interface SocksVersions {
@@ -16,8 +17,10 @@ export interface SocksVersions {
  * however the connection ends.
  */
 export function createSocksHandler(env: ProtocolEnv, versions: SocksVersions): ProtocolHandler {
-  // socks5-udp.ts plugs in here (when env.config.udp); until then UDP ASSOCIATE answers 0x07.
-  const associate: AssociateHandler | undefined = undefined;
+  // SOCKS5 UDP ASSOCIATE (socks5-udp.ts); with `udp: false` it answers 0x07.
+  const associate: AssociateHandler | undefined = env.config.udp
+    ? createAssociateHandler(env)
+    : undefined;
 
   async function serve(accepted: Accepted): Promise<void> {
     const { socket } = accepted;

@@ -22,13 +22,18 @@ export function createDirectOutbound(policy: DestinationPolicy, name = 'direct')
   };
 }
 
+/**
+ * `what` begins every error message ("connect to host:port: ECONNREFUSED"). Chains dial their
+ * first proxy with it too, without the destination policy (it applies to targets, not to the
+ * configured proxies) and with a `what` that names the proxy.
+ */
 export function dialTcp(
   target: Target,
-  { signal }: DialContext,
+  { signal }: Pick<DialContext, 'signal'>,
   policy: DestinationPolicy,
   lookup: LookupFunction,
+  what = `connect to ${formatTarget(target)}`,
 ): Promise<Connected> {
-  const what = `connect to ${formatTarget(target)}`;
   const host = hostToString(target.host);
   if (target.host.kind !== 'domain' && !policy.allows(host)) {
     return Promise.reject(new ProxyError(DENIED, `${what}: destination not allowed`));

@@ -2,10 +2,40 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from '../log.js';
 import type { Target } from '../target.js';
 
+/**
+ * What the stream will carry: raw bytes (CONNECT, SOCKS), or plain http:// requests written by
+ * http-forward.ts, which an HTTP proxy as the last hop can take in absolute-form.
+ */
+export type DialPurpose = 'tunnel' | 'http';
+
 export interface DialContext {
   /** Aborted when the connect timeout passes or the client goes away. */
   readonly signal: AbortSignal;
   readonly log: Logger;
+  /** Default 'tunnel'. */
+  readonly purpose?: DialPurpose;
+  /**
+   * When the connect timeout ends (`Date.now()` ms), for clients that want a timeout of their
+   * own (the socks package keeps its timer, and through it the socket, until it fires).
+   */
+  readonly deadline?: number;
+}
+
+/**
+ * Set when the stream reaches an HTTP proxy rather than the target (purpose 'http', last hop an
+ * HTTP proxy): requests go in absolute-form, with this Proxy-Authorization.
+ */
+export interface HttpProxyLink {
+  readonly authorization: string | undefined;
+  /** The proxy's URL, password masked, for errors. */
+  readonly label: string;
+  /**
+   * Hands the stream back after a complete exchange that left it reusable (node:http emitted
+   * 'free'); the outbound may reuse it for the same target. Without it the caller destroys it.
+   */
+  readonly keep?: () => void;
+  /** True when the stream was reused from an earlier request. */
+  readonly reused: boolean;
 }
 
 /** A stream that already reaches the target, through every hop. */
@@ -13,10 +43,33 @@ export interface Connected {
   readonly stream: Duplex;
   /** The address the far end sees us as, when the outbound knows it (SOCKS BND). */
   readonly bound: Target | undefined;
+  readonly httpProxy?: HttpProxyLink;
 }
 
 export interface Outbound {
   readonly name: string;
   /** Resolves with a connected stream; rejects only with ProxyError. */
   dial(target: Target, context: DialContext): Promise<Connected>;
+}
+
+/**
+ * One upstream proxy protocol spoken over an already-open stream (gost's "connector"). A chain
+ * folds over its hops: TCP to the first hop's server, then each hop asked for the next one's.
+ */
+export interface Hop {
+  /** Where this proxy listens. */
+  readonly server: Target;
+  /** Its URL with the password masked, for logs and error messages. */
+  readonly label: string;
+  /** socks5h, socks4a, http(s): the proxy resolves names; socks5, socks4: resolve first. */
+  readonly resolvesNames: boolean;
+  /** SOCKS4 carries IPv4 addresses only. */
+  readonly ipv4Only: boolean;
+  /** Asks the proxy at the end of `via` to connect to `target`; rejects only with ProxyError. */
+  connect(via: Duplex, target: Target, context: DialContext): Promise<Connected>;
+  /**
+   * HTTP proxies only: the stream on which to send absolute-form requests (TLS to the proxy
+   * for https://), with the proxy's credentials in `httpProxy`.
+   */
+  forwardHttp?(via: Duplex, context: DialContext): Promise<Connected>;
 }

@@ -173,8 +173,6 @@ const FAILURES: readonly (readonly [string, string, () => Buffer | Promise<Buffe
   ['SOCKS5 CONNECT to a name that does not resolve answers 0x04', 's', () => connect5('nothing-here.invalid', 80), '04', 'DNS_FAILED'],
   ['SOCKS5 CONNECT to a refused port answers 0x05', 's', async () => connect5('127.0.0.1', await net.refusedPort()), '05', 'CONN_REFUSED'],
   ['SOCKS5 BIND answers 0x07', 's', () => encodeSocks5Request('bind', target('127.0.0.1', 80)), '07', 'CMD_UNSUPPORTED'],
-  // Until socks5-udp.ts plugs in.
-  ['SOCKS5 UDP ASSOCIATE answers 0x07', 's', () => encodeSocks5Request('udp-associate', target('0.0.0.0', 0)), '07', 'CMD_UNSUPPORTED'],
   // No target, so no session: a 'handshake failed' line instead.
   ['SOCKS5 address type 9 answers 0x08', 's', () => hex('05 01 00 09 7f000001 0050'), '08'],
 ];

@@ -207,3 +207,13 @@ test('an IPv4-mapped IPv6 address in a SOCKS5 request becomes the IPv4 target', 
     ip: '127.0.0.1',
   });
 });
+
+test('a UDP ASSOCIATE naming the placeholder host "0" (PySocks) means an unspecified address', () => {
+  const parsed = parseSocks5Request(Buffer.from('05030003013004d2', 'hex'));
+  assert.ok(parsed.kind === 'ok', JSON.stringify(parsed));
+  assert.equal(parsed.value.command, 'udp-associate');
+  assert.deepEqual(parsed.value.target, { host: { kind: 'ipv4', ip: '0.0.0.0' }, port: 1234 });
+  assert.equal(parsed.consumed, 8);
+  // The same name in a CONNECT is still refused: a target must be a real host.
+  assert.equal(parseSocks5Request(Buffer.from('05010003013004d2', 'hex')).kind, 'error');
+});

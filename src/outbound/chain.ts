@@ -1,0 +1,195 @@
+import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
+import type { Duplex } from 'node:stream';
+import { fromDialError, ProxyError } from '../errors.js';
+import type { DestinationPolicy } from '../policy.js';
+import { formatTarget, hostToString, parseHost, type Target } from '../target.js';
+import { abortReason, createDirectOutbound, dialTcp, policedLookup } from './direct.js';
+import { createHttpPool, type HttpPool } from './http-pool.js';
+import type { Connected, DialContext, Hop, HttpProxyLink, Outbound } from './types.js';
+
+/** The configured proxies themselves are not subject to deny_destinations. */
+const ANY_DESTINATION: DestinationPolicy = { allows: () => true };
+const proxyLookup = policedLookup(ANY_DESTINATION);
+
+/**
+ * An outbound through one or more upstream proxies (a `url:` outbound is a chain of one): TCP to
+ * the first proxy, then each hop asked for the next hop's server, the last for the target. All
+ * hops share the session's signal, so connect_timeout covers the whole chain. No hops is direct.
+ */
+export function createChainOutbound(
+  name: string,
+  hops: readonly Hop[],
+  policy: DestinationPolicy,
+): Outbound {
+  if (hops.length === 0) return createDirectOutbound(policy, name);
+  // Plain http:// requests through an HTTP proxy as the last hop reuse kept-alive connections.
+  const pool = hops.at(-1)?.forwardHttp ? createHttpPool() : undefined;
+  /** The last hop's credentials and label, as its forwardHttp gave them (constant per chain). */
+  let link: Pick<HttpProxyLink, 'authorization' | 'label'> | undefined;
+
+  /** A kept connection for this target if there is one, else a new one through every hop. */
+  const dialForHttp = async (
+    target: Target,
+    context: DialContext,
+    httpPool: HttpPool,
+  ): Promise<Connected> => {
+    const key = formatTarget(target);
+    let stream = link && httpPool.take(key);
+    const reused = stream !== undefined;
+    if (!stream || !link) {
+      const conn = await fold(hops, target, context, policy, true);
+      if (!conn.httpProxy) return conn;
+      link = conn.httpProxy;
+      stream = conn.stream;
+    }
+    const kept = stream;
+    return {
+      stream,
+      bound: undefined,
+      httpProxy: {
+        authorization: link.authorization,
+        label: link.label,
+        reused,
+        keep: () => {
+          httpPool.put(key, kept);
+        },
+      },
+    };
+  };
+
+  return {
+    name,
+    dial(target, context) {
+      const denied = deniedLiteral(target, policy);
+      if (denied) return Promise.reject(denied);
+      if (context.purpose === 'http' && pool) return dialForHttp(target, context, pool);
+      return fold(hops, target, context, policy, false);
+    },
+  };
+}
+
+async function fold(
+  hops: readonly Hop[],
+  target: Target,
+  context: DialContext,
+  policy: DestinationPolicy,
+  forHttp: boolean,
+): Promise<Connected> {
+  const { signal } = context;
+  const first = hops[0] as Hop;
+  const streams: Duplex[] = [];
+  const onAbort = (): void => {
+    for (const stream of streams) stream.destroy();
+  };
+  let stage = `upstream proxy ${first.label}`;
+  signal.addEventListener('abort', onAbort, { once: true });
+  try {
+    let conn = await reachFirst(first, context);
+    keepTrack(streams, conn.stream);
+    for (const [i, hop] of hops.entries()) {
+      const next = hops[i + 1];
+      stage = `upstream proxy ${hop.label}`;
+      if (!next && forHttp && hop.forwardHttp) {
+        conn = await hop.forwardHttp(conn.stream, context);
+      } else {
+        // The policy applies to the target only; the hops in between are configured proxies.
+        const to = await resolveFor(
+          hop,
+          next ? next.server : target,
+          next ? undefined : policy,
+          signal,
+        );
+        conn = await hop.connect(conn.stream, to, context);
+      }
+      keepTrack(streams, conn.stream);
+      if (signal.aborted) throw abortReason(signal);
+    }
+    return conn;
+  } catch (err) {
+    onAbort();
+    const error = signal.aborted ? abortReason(signal) : asProxyError(err, stage);
+    throw timedOut(error, target, stage);
+  } finally {
+    signal.removeEventListener('abort', onAbort);
+  }
+}
+
+/** TCP to the first proxy; its failure says the proxy, not the target, was unreachable. */
+async function reachFirst(hop: Hop, context: DialContext): Promise<Connected> {
+  const what = `cannot reach upstream proxy ${hop.label}`;
+  try {
+    return await dialTcp(hop.server, context, ANY_DESTINATION, proxyLookup, what);
+  } catch (err) {
+    const error = asProxyError(err, what);
+    if (error.code === 'CONNECT_TIMEOUT' || error.code === 'CLIENT_CLOSED') throw error;
+    throw new ProxyError('UPSTREAM_FAILED', error.message);
+  }
+}
+
+/**
+ * A stream that wraps the one before (TLS to a proxy) lives and dies with it. Errors are
+ * swallowed here once the dial is over: the last stream's owner listens for its own, and an
+ * inner stream's error also closes the stream that wraps it.
+ */
+function keepTrack(streams: Duplex[], stream: Duplex): void {
+  const previous = streams.at(-1);
+  if (previous === stream) return;
+  stream.on('error', () => undefined);
+  if (previous) {
+    previous.once('close', () => stream.destroy());
+    stream.once('close', () => previous.destroy());
+  }
+  streams.push(stream);
+}
+
+/** socks5 and socks4 carry addresses: names are resolved here, and the policy checked. */
+async function resolveFor(
+  hop: Hop,
+  target: Target,
+  policy: DestinationPolicy | undefined,
+  signal: AbortSignal,
+): Promise<Target> {
+  if (hop.resolvesNames || target.host.kind !== 'domain') return target;
+  const what = `connect to ${formatTarget(target)}`;
+  const addresses = await new Promise<LookupAddress[]>((resolve, reject) => {
+    const onAbort = (): void => {
+      reject(abortReason(signal));
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    // One address can be sent, with no falling back to the next: IPv4 first, as proxies more
+    // often reach IPv4 than IPv6.
+    const options = { all: true, family: hop.ipv4Only ? 4 : 0, order: 'ipv4first' } as const;
+    dnsLookup(hostToString(target.host), options, (err, found) => {
+      signal.removeEventListener('abort', onAbort);
+      if (err) reject(fromDialError(err, what));
+      else resolve(found);
+    });
+  });
+  const allowed = policy ? addresses.filter((a) => policy.allows(a.address)) : addresses;
+  const host = allowed[0] && parseHost(allowed[0].address);
+  if (!host) throw new ProxyError('DESTINATION_DENIED', `${what}: destination not allowed`);
+  return { host, port: target.port };
+}
+
+function deniedLiteral(target: Target, policy: DestinationPolicy): ProxyError | undefined {
+  if (target.host.kind === 'domain' || policy.allows(target.host.ip)) return undefined;
+  return new ProxyError(
+    'DESTINATION_DENIED',
+    `connect to ${formatTarget(target)}: destination not allowed`,
+  );
+}
+
+function timedOut(error: ProxyError, target: Target, stage: string): ProxyError {
+  if (error.code !== 'CONNECT_TIMEOUT') return error;
+  return new ProxyError(
+    'CONNECT_TIMEOUT',
+    `connect to ${formatTarget(target)} timed out at ${stage}`,
+  );
+}
+
+function asProxyError(err: unknown, stage: string): ProxyError {
+  if (err instanceof ProxyError) return err;
+  // Hops translate their own failures; anything else is reported without its details, which
+  // could hold credentials.
+  return new ProxyError('UPSTREAM_FAILED', `${stage}: connect failed`);
+}

@@ -1,0 +1,432 @@
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import {
+  accessSync,
+  chmodSync,
+  constants,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { createServer, connect, type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+/**
+ * Real Debian proxies as test peers (research/peers.md): each runs in the foreground from its
+ * own temporary directory, on a free port on 127.0.0.1, in its own process group, and is stopped
+ * by that group's id. Each sends its outgoing connections from its own loopback address, so an
+ * origin that records peer addresses shows which way a request went.
+ */
+
+/** The address each peer's outgoing connections come from. */
+export const OUTGOING = {
+  microsocks: '127.0.0.3',
+  dante: '127.0.0.4',
+  squid: '127.0.0.5',
+  tinyproxy: '127.0.0.6',
+} as const;
+
+const BINARIES = {
+  squid: '/usr/sbin/squid',
+  dante: '/usr/sbin/danted',
+  microsocks: '/usr/bin/microsocks',
+  tinyproxy: '/usr/bin/tinyproxy',
+  curl: '/usr/bin/curl',
+  openssl: '/usr/bin/openssl',
+} as const;
+
+export type PeerName = keyof typeof BINARIES;
+
+const START_TIMEOUT_MS = 15_000;
+/** Under CI (CI=true, as CI services set it) a peer that cannot run is a failure, not a skip. */
+const UNDER_CI = !['', '0', 'false'].includes((process.env.CI ?? '').toLowerCase());
+const STOP_TIMEOUT_MS = 5_000;
+
+/**
+ * For `test(name, { skip: unavailable('squid') }, ...)`: false when the peer can run here, a
+ * visible reason when it cannot. Under CI a missing peer is a failure, never a skip.
+ */
+export function unavailable(...names: PeerName[]): string | false {
+  for (const name of names) {
+    try {
+      accessSync(BINARIES[name], constants.X_OK);
+    } catch {
+      const reason = `${name} not installed (${BINARIES[name]})`;
+      if (UNDER_CI) throw new Error(`${reason}: CI must install it (.ci/run)`);
+      return reason;
+    }
+  }
+  return false;
+}
+
+/** dante's username method checks system accounts: one is created for the tests, as root only. */
+export const SYSTEM_USER = { name: 'junctiontest', password: 'Jt-dante-pw-7' } as const;
+
+export function systemUserUnavailable(): string | false {
+  const missing = unavailable('dante');
+  if (missing) return missing;
+  try {
+    execFileSync('id', [SYSTEM_USER.name], { stdio: 'ignore' });
+    setSystemPassword();
+    return false;
+  } catch {
+    // Not there yet.
+  }
+  if (process.getuid?.() !== 0) {
+    const reason = `dante username auth needs the system account ${SYSTEM_USER.name}, and creating it needs root`;
+    if (UNDER_CI) throw new Error(reason);
+    return reason;
+  }
+  execFileSync('useradd', ['-M', '-N', '-s', '/usr/sbin/nologin', SYSTEM_USER.name], {
+    stdio: 'ignore',
+  });
+  setSystemPassword();
+  return false;
+}
+
+function setSystemPassword(): void {
+  if (process.getuid?.() !== 0) return;
+  execFileSync('chpasswd', [], { input: `${SYSTEM_USER.name}:${SYSTEM_USER.password}\n` });
+}
+
+export interface Peer {
+  readonly name: string;
+  readonly port: number;
+  readonly dir: string;
+  /** A file the peer wrote in its directory (its logs), '' if it does not exist yet. */
+  read(file: string): string;
+  stop(): Promise<void>;
+}
+
+/** A port the kernel just gave out on 127.0.0.1, released for the peer to take. */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+function tempDir(name: string): string {
+  const dir = mkdtempSync(join(tmpdir(), `junction-${name}-`));
+  // Squid and dante drop root for unprivileged users that must still write their logs here.
+  chmodSync(dir, 0o777);
+  return dir;
+}
+
+/** Resolves once 127.0.0.1:port accepts a connection; rejects if the process exits first. */
+async function waitForPort(
+  child: ChildProcess,
+  port: number,
+  what: string,
+  dir: string,
+): Promise<void> {
+  const deadline = Date.now() + START_TIMEOUT_MS;
+  for (;;) {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      const how = String(child.exitCode ?? child.signalCode);
+      throw new Error(`${what} exited (${how}) before listening on ${port}; see ${dir}`);
+    }
+    const accepted = await new Promise<boolean>((resolve) => {
+      const socket = connect({ port, host: '127.0.0.1' });
+      socket.once('connect', () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.once('error', () => {
+        resolve(false);
+      });
+    });
+    if (accepted) return;
+    if (Date.now() > deadline)
+      throw new Error(`${what} did not listen on ${port} in time; see ${dir}`);
+    // Polling a port that is not open yet: the peer gives no other sign of readiness.
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+async function startPeer(
+  name: string,
+  binary: string,
+  args: readonly string[],
+  ports: readonly [number, ...number[]],
+  dir: string,
+): Promise<Peer> {
+  const child = spawn(binary, args, {
+    cwd: dir,
+    detached: true, // its own process group: helpers (squid's auth, dante's children) go with it
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => {
+    stderr = (stderr + chunk.toString('utf8')).slice(-4000);
+  });
+  child.on('error', (err) => {
+    stderr += `\n${err.message}`;
+  });
+  const pid = child.pid;
+  const exited = new Promise<void>((resolve) => {
+    if (pid === undefined) resolve();
+    child.once('exit', () => resolve());
+  });
+  const signalGroup = (signal: NodeJS.Signals): void => {
+    if (pid === undefined) return;
+    try {
+      process.kill(-pid, signal);
+    } catch {
+      // The whole group is gone.
+    }
+  };
+  const stop = async (): Promise<void> => {
+    signalGroup('SIGTERM');
+    const timer = setTimeout(() => signalGroup('SIGKILL'), STOP_TIMEOUT_MS);
+    await exited;
+    clearTimeout(timer);
+    // Helpers that outlived the leader (squid's auth helper, dante's children).
+    signalGroup('SIGKILL');
+  };
+  try {
+    for (const port of ports) await waitForPort(child, port, name, dir);
+  } catch (err) {
+    await stop();
+    throw new Error(`${(err as Error).message}\n${stderr}`, { cause: err });
+  }
+  return {
+    name,
+    port: ports[0],
+    dir,
+    read: (file) => {
+      try {
+        return readFileSync(join(dir, file), 'utf8');
+      } catch {
+        return '';
+      }
+    },
+    stop: async () => {
+      await stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface SquidOptions {
+  /** Basic auth through basic_ncsa_auth with this one user. */
+  readonly user?: { readonly name: string; readonly password: string };
+  /** Also an https_port with this certificate (PEM files). */
+  readonly tls?: { readonly cert: string; readonly key: string };
+  /** Target ports squid refuses by its own rules (403). */
+  readonly denyPorts?: readonly number[];
+}
+
+export interface Squid extends Peer {
+  /** The https_port, when `tls` was given. */
+  readonly tlsPort: number | undefined;
+  /** Lines of access.log: "time elapsed client code/status bytes METHOD URL user ...". */
+  accessLog(): string[];
+  /**
+   * Resolves with the access.log lines containing `text` once there are at least `count` of
+   * them. Squid writes a line when a transaction ends, which for a tunnel is after both sides
+   * closed: later than the client sees its last byte.
+   */
+  waitForAccess(text: string, count?: number, timeoutMs?: number): Promise<string[]>;
+}
+
+export async function startSquid(options: SquidOptions = {}): Promise<Squid> {
+  const dir = tempDir('squid');
+  const port = await freePort();
+  const tlsPort = options.tls ? await freePort() : undefined;
+  const lines = [
+    `http_port 127.0.0.1:${port}`,
+    ...(options.tls && tlsPort !== undefined
+      ? [`https_port 127.0.0.1:${tlsPort} tls-cert=${options.tls.cert} tls-key=${options.tls.key}`]
+      : []),
+    'pid_filename none',
+    `coredump_dir ${dir}`,
+    `cache_log ${dir}/cache.log`,
+    `access_log stdio:${dir}/access.log`,
+    'buffered_logs off',
+    'strip_query_terms off',
+    'logfile_rotate 0',
+    'cache deny all',
+    'cache_mem 8 MB',
+    'cache_store_log none',
+    'shutdown_lifetime 0 seconds',
+    'pinger_enable off',
+    // Squid 5 (Debian 12) drops an upload that fills this buffer faster than the origin drains
+    // it, reading "no room" as EOF (squid bug 5405, fixed in 6.x); uploads in the tests stay
+    // well below this.
+    'client_request_buffer_max_size 64 MB',
+    'http_upgrade_request_protocols websocket allow all',
+    `tcp_outgoing_address ${OUTGOING.squid}`,
+    'forwarded_for delete',
+    'via off',
+    'acl lo src 127.0.0.0/8',
+  ];
+  if (process.getuid?.() === 0) lines.push('cache_effective_user proxy');
+  if (options.denyPorts && options.denyPorts.length > 0) {
+    lines.push(
+      `acl denied_ports port ${options.denyPorts.join(' ')}`,
+      'http_access deny denied_ports',
+    );
+  }
+  if (options.user) {
+    const hash = execFileSync(BINARIES.openssl, ['passwd', '-apr1', options.user.password], {
+      encoding: 'utf8',
+    }).trim();
+    writeFileSync(join(dir, 'passwd'), `${options.user.name}:${hash}\n`, { mode: 0o644 });
+    lines.push(
+      `auth_param basic program /usr/lib/squid/basic_ncsa_auth ${dir}/passwd`,
+      'auth_param basic realm squid-test',
+      'acl authed proxy_auth REQUIRED',
+      'http_access deny !authed',
+    );
+  }
+  lines.push('http_access allow lo', 'http_access deny all');
+  writeFileSync(join(dir, 'squid.conf'), `${lines.join('\n')}\n`);
+  const ports: [number, ...number[]] = tlsPort === undefined ? [port] : [port, tlsPort];
+  const peer = await startPeer(
+    'squid',
+    BINARIES.squid,
+    ['-N', '-f', join(dir, 'squid.conf')],
+    ports,
+    dir,
+  );
+  const accessLog = (): string[] =>
+    peer
+      .read('access.log')
+      .split('\n')
+      .filter((line) => line.trim() !== '');
+  return {
+    ...peer,
+    tlsPort,
+    accessLog,
+    async waitForAccess(text, count = 1, timeoutMs = 10_000) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const lines = accessLog().filter((line) => line.includes(text));
+        if (lines.length >= count) return lines;
+        if (Date.now() > deadline) {
+          throw new Error(
+            `squid logged ${lines.length} of ${count} "${text}":\n${accessLog().join('\n')}`,
+          );
+        }
+        // A log file gives no event to wait on: it is polled, for a bounded time.
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    },
+  };
+}
+
+export interface DanteOptions {
+  /** socksmethod username, checked against the system account SYSTEM_USER. */
+  readonly auth?: boolean;
+}
+
+export async function startDante(options: DanteOptions = {}): Promise<Peer> {
+  const dir = tempDir('dante');
+  const port = await freePort();
+  const root = process.getuid?.() === 0;
+  const conf = [
+    `logoutput: ${dir}/danted.log`,
+    `internal: 127.0.0.1 port = ${port}`,
+    `external: ${OUTGOING.dante}`,
+    'clientmethod: none',
+    `socksmethod: ${options.auth ? 'username' : 'none'}`,
+    ...(root ? ['user.privileged: root', 'user.unprivileged: nobody'] : []),
+    'timeout.negotiate: 30',
+    'timeout.io: 0',
+    'client pass { from: 127.0.0.0/8 to: 0.0.0.0/0 }',
+    'socks pass {',
+    '  from: 127.0.0.0/8 to: 0.0.0.0/0',
+    '  command: connect udpassociate',
+    '  log: connect error',
+    '}',
+    'socks pass {',
+    '  from: 0.0.0.0/0 to: 127.0.0.0/8',
+    '  command: udpreply',
+    '}',
+  ];
+  writeFileSync(join(dir, 'danted.conf'), `${conf.join('\n')}\n`);
+  return startPeer(
+    'dante',
+    BINARIES.dante,
+    ['-f', join(dir, 'danted.conf'), '-p', join(dir, 'danted.pid')],
+    [port],
+    dir,
+  );
+}
+
+export interface MicrosocksOptions {
+  readonly user?: { readonly name: string; readonly password: string };
+}
+
+export async function startMicrosocks(options: MicrosocksOptions = {}): Promise<Peer> {
+  const dir = tempDir('microsocks');
+  const port = await freePort();
+  const args = ['-i', '127.0.0.1', '-p', String(port), '-b', OUTGOING.microsocks];
+  if (options.user) args.push('-u', options.user.name, '-P', options.user.password);
+  return startPeer('microsocks', BINARIES.microsocks, args, [port], dir);
+}
+
+export interface TinyproxyOptions {
+  readonly user?: { readonly name: string; readonly password: string };
+}
+
+export async function startTinyproxy(options: TinyproxyOptions = {}): Promise<Peer> {
+  const dir = tempDir('tinyproxy');
+  const port = await freePort();
+  const conf = [
+    `Port ${port}`,
+    'Listen 127.0.0.1',
+    `Bind ${OUTGOING.tinyproxy}`,
+    `PidFile "${dir}/tp.pid"`,
+    'Allow 127.0.0.1',
+    'Timeout 600',
+    'LogLevel Info',
+    `LogFile "${dir}/tp.log"`,
+    'DisableViaHeader Yes',
+    ...(process.getuid?.() === 0 ? ['User nobody', 'Group nogroup'] : []),
+    ...(options.user ? [`BasicAuth ${options.user.name} ${options.user.password}`] : []),
+  ];
+  writeFileSync(join(dir, 'tinyproxy.conf'), `${conf.join('\n')}\n`);
+  return startPeer(
+    'tinyproxy',
+    BINARIES.tinyproxy,
+    ['-d', '-c', join(dir, 'tinyproxy.conf')],
+    [port],
+    dir,
+  );
+}
+
+/** A throwaway self-signed certificate for 127.0.0.1 and localhost, in `dir`. */
+export function selfSignedCertificate(dir: string): { cert: string; key: string } {
+  const cert = join(dir, 'cert.pem');
+  const key = join(dir, 'key.pem');
+  execFileSync(
+    BINARIES.openssl,
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-keyout',
+      key,
+      '-out',
+      cert,
+      '-days',
+      '2',
+      '-subj',
+      '/CN=127.0.0.1',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1,DNS:localhost',
+    ],
+    { stdio: 'ignore' },
+  );
+  chmodSync(cert, 0o644);
+  chmodSync(key, 0o644);
+  return { cert, key };
+}
