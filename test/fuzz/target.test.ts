@@ -36,6 +36,8 @@ test('proxy URL parsers never throw, and a rejected URL never echoes its passwor
   fc.assert(
     fc.property(fc.string(), fc.string({ minLength: 6 }), (junk, password) => {
       fc.pre(!password.includes('@') && !password.includes('/') && !/[\s:]/.test(password));
+      // A password that is also the host or port text shows up as that text, legitimately.
+      fc.pre(!junk.includes(password));
       for (const text of [
         junk,
         `http://user:${password}@${junk}`,
@@ -49,7 +51,8 @@ test('proxy URL parsers never throw, and a rejected URL never echoes its passwor
       }
       assert.ok(!maskUrl(`https://user:${password}@host:1`).includes(password));
     }),
-    { numRuns: 2000 },
+    // A seed that once broke the property (the password was also the port text), kept.
+    { numRuns: 2000, examples: [['length', 'length-secret']] },
   );
 });
 
