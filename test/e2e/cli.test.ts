@@ -83,7 +83,7 @@ test('check accepts config.example.yaml', async () => {
   ]);
   assert.equal(result.stderr, '');
   assert.equal(result.code, 0);
-  assert.match(result.stdout, /config\.example\.yaml: ok \(3 inbounds, 0 outbounds, 8 rules\)/);
+  assert.match(result.stdout, /config\.example\.yaml: ok \(3 inbounds, 3 outbounds, 10 rules\)/);
 });
 
 test('check prints every problem as FILE:LINE:COL and exits 2, with no stack trace', async () => {
@@ -125,7 +125,7 @@ test('route prints the rule index, its text and the outbound', async () => {
     '[2001:db8::1]:8080',
   ]);
   assert.equal(byUser.code, 0);
-  assert.match(byUser.stdout, /^rules\[5\] .*user: \[bob\].*\noutbound: reject\n$/);
+  assert.match(byUser.stdout, /^rules\[7\] .*user: \[bob\].*\noutbound: reject\n$/);
   const file = join(dir, 'norules.yaml');
   writeFileSync(file, '');
   const none = await runCli(['route', '-c', file, 'example.com:80']);
