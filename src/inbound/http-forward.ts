@@ -88,6 +88,9 @@ async function exchange(
   bodyless: boolean,
 ): Promise<'done' | 'retry'> {
   const { stream: upstream, httpProxy: proxy } = conn;
+  // Kept-alive streams come from an upstream proxy's pool or from the direct outbound's.
+  const keep = proxy?.keep ?? conn.reuse?.keep;
+  const reused = proxy?.reused ?? conn.reuse?.reused ?? false;
   // Byte counts are approximate on a kept-alive client connection: `up` is the request body,
   // `down` the response head as we write it plus the body (before chunked framing).
   let up = 0;
@@ -107,12 +110,12 @@ async function exchange(
   const outgoing = request({
     method: req.method ?? 'GET',
     path: proxy ? `http://${at.authority}${at.path}` : at.path,
-    headers: requestHeaders(req, at.authority, proxy),
+    headers: requestHeaders(req, at.authority, proxy, keep !== undefined),
     createConnection: () => upstream,
   });
   // With raw header pairs and no agent node:http resets this after reading our `Connection:
   // keep-alive`; set, it lets go of the socket ('free') after a response that allows it.
-  if (proxy?.keep) outgoing.shouldKeepAlive = true;
+  if (keep) outgoing.shouldKeepAlive = true;
   // The client waits for a 100 before sending the body: only the origin may give it (RFC 9110
   // §10.1.1), so a 407 or 403 never costs the client an upload.
   if (/^100-continue$/i.test(req.headers.expect ?? '')) {
@@ -154,13 +157,16 @@ async function exchange(
   } catch (err) {
     const failure = watch.failure();
     if (
-      proxy?.reused === true &&
+      reused &&
       bodyless &&
       response === undefined &&
       failure === undefined &&
       !(err instanceof ProxyError)
     ) {
-      session.log.debug({ proxy: proxy.label }, 'kept-alive proxy connection was closed; retrying');
+      session.log.debug(
+        { via: proxy?.label ?? 'origin' },
+        'kept-alive connection was closed; retrying',
+      );
       return 'retry';
     }
     const who = proxy ? `upstream proxy ${proxy.label}` : 'origin';
@@ -176,7 +182,7 @@ async function exchange(
     watch.stop();
     upstream.off('free', onFree);
     upstream.off('error', ignore);
-    if (reusable && freed && proxy?.keep) proxy.keep();
+    if (reusable && freed && keep) keep();
     // Also ends an upload the origin did not wait for; node:http then closes the client
     // connection, whose unread body could not be framed any more.
     else upstream.destroy();
@@ -188,12 +194,13 @@ function requestHeaders(
   req: IncomingMessage,
   authority: string,
   proxy: HttpProxyLink | undefined,
+  keepAlive: boolean,
 ): string[] {
   const headers = forwardedRequestHeaders(req, authority);
   if (proxy?.authorization !== undefined) {
     headers.push('Proxy-Authorization', proxy.authorization);
   }
-  if (proxy?.keep) headers.push('Connection', 'keep-alive');
+  if (keepAlive) headers.push('Connection', 'keep-alive');
   return headers;
 }
 

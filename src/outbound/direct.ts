@@ -3,9 +3,12 @@ import { connect, type LookupFunction, type Socket } from 'node:net';
 import { fromDialError, ProxyError } from '../errors.js';
 import type { DestinationPolicy } from '../policy.js';
 import { formatTarget, hostToString, type Target } from '../target.js';
+import type { Duplex } from 'node:stream';
+import { createHttpPool } from './http-pool.js';
 import type { Connected, DialContext, Outbound } from './types.js';
 
 const DENIED = 'DESTINATION_DENIED';
+const ORIGIN_POOL_LIMITS = { idleMs: 4_000, perTarget: 32, total: 256 } as const;
 
 /**
  * Opens a TCP connection to the target itself. Names are resolved by the OS resolver and tried
@@ -14,10 +17,24 @@ const DENIED = 'DESTINATION_DENIED';
  */
 export function createDirectOutbound(policy: DestinationPolicy, name = 'direct'): Outbound {
   const lookup = policedLookup(policy);
+  // Plain http:// requests keep their origin connections, per target, as a browser would: a new
+  // TCP connection per request is most of a forwarded request's cost. Many clients share one
+  // gateway, so a busy origin gets more idle connections than a single browser would keep.
+  const pool = createHttpPool(ORIGIN_POOL_LIMITS);
+  const pooled = (key: string, stream: Duplex, reused: boolean): Connected => ({
+    stream,
+    bound: undefined,
+    reuse: { keep: () => pool.put(key, stream), reused },
+  });
   return {
     name,
-    dial(target, context) {
-      return dialTcp(target, context, policy, lookup);
+    async dial(target, context) {
+      if (context.purpose !== 'http') return dialTcp(target, context, policy, lookup);
+      const key = formatTarget(target);
+      const idle = pool.take(key);
+      if (idle) return pooled(key, idle, true);
+      const { stream } = await dialTcp(target, context, policy, lookup);
+      return pooled(key, stream, false);
     },
   };
 }

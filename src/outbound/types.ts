@@ -44,12 +44,22 @@ export interface Connected {
   /** The address the far end sees us as, when the outbound knows it (SOCKS BND). */
   readonly bound: Target | undefined;
   readonly httpProxy?: HttpProxyLink;
+  /**
+   * Purpose 'http' to the origin itself (no proxy): the same keep-alive contract as
+   * `HttpProxyLink.keep`/`reused`, for connections the outbound pools per target.
+   */
+  readonly reuse?: { readonly keep: () => void; readonly reused: boolean };
 }
 
 export interface Outbound {
   readonly name: string;
   /** Resolves with a connected stream; rejects only with ProxyError. */
   dial(target: Target, context: DialContext): Promise<Connected>;
+  /**
+   * Stops what the outbound runs in the background (a fallback group's health checker), when its
+   * runtime is replaced or the gateway stops. Sessions already connected are not affected.
+   */
+  close?(): void;
 }
 
 /**

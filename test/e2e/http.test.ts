@@ -393,8 +393,8 @@ test('hop-by-hop request headers are not forwarded; Via is appended; case and or
       `${gone} forwarded: ${names.join()}`,
     );
   }
-  // Our own hop's Connection (no pooling yet) is the only one.
-  assert.equal(seen.headers.connection, 'close');
+  // Our own hop's Connection (origin connections are kept alive and pooled) is the only one.
+  assert.equal(seen.headers.connection, 'keep-alive');
   assert.deepEqual(names.slice(0, 4), ['Host', 'X-First', 'x-MiXeD-Case', 'Via']);
   assert.equal(seen.headers.via, '1.0 cache, 1.1 junction');
   await ended(answer.client);
