@@ -6,7 +6,7 @@ import { ProxyError } from './errors.js';
 import { createInbound } from './inbound/index.js';
 import type { Inbound } from './inbound/types.js';
 import type { Logger } from './log.js';
-import { createOutbounds } from './outbound/index.js';
+import { closeOutbounds, createOutbounds } from './outbound/index.js';
 import { createUdpOutbounds } from './outbound/udp-index.js';
 import { createDestinationPolicy } from './policy.js';
 import { createRouter } from './route/router.js';
@@ -34,11 +34,20 @@ export interface Gateway {
   readonly activeConnections: number;
 }
 
-export function buildRuntime(config: Config, metrics: Metrics = createMetrics()): Runtime {
+/**
+ * With `log`, fallback groups run their health checkers (timers): the gateway gives it; a bare
+ * build (`junction check`) starts nothing. Such a runtime's outbounds are closed (closeOutbounds)
+ * when it is replaced or the gateway stops.
+ */
+export function buildRuntime(
+  config: Config,
+  metrics: Metrics = createMetrics(),
+  log?: Logger,
+): Runtime {
   const policy = createDestinationPolicy(config.limits.deny_destinations);
   return {
     router: createRouter(config.rules),
-    outbounds: createOutbounds(config.outbounds, policy),
+    outbounds: createOutbounds(config.outbounds, policy, { log, metrics }),
     udpOutbounds: createUdpOutbounds(config.outbounds, policy),
     limits: config.limits,
     accessLog: config.log.access,
@@ -54,7 +63,7 @@ export interface GatewayOptions {
 export function createGateway(initial: Config, log: Logger, options: GatewayOptions = {}): Gateway {
   let config = initial;
   const metrics = createMetrics();
-  let runtime = buildRuntime(config, metrics);
+  let runtime = buildRuntime(config, metrics, log);
   let admin: Admin | undefined;
   const idPrefix = randomBytes(3).toString('hex');
   let sequence = 0;
@@ -73,9 +82,12 @@ export function createGateway(initial: Config, log: Logger, options: GatewayOpti
   metrics.observeConnections(() => new Map(inbounds.map((i) => [i.name, i.activeConnections])));
 
   const reload = (next: Config): void => {
-    const nextRuntime = buildRuntime(next, metrics);
+    const nextRuntime = buildRuntime(next, metrics, log);
+    const previous = runtime;
     config = next;
     runtime = nextRuntime;
+    // Live sessions keep their connected streams; only the old health checkers stop.
+    closeOutbounds(previous.outbounds);
     log.info(
       { rules: next.rules.length, outbounds: next.outbounds.length },
       'configuration reloaded',
@@ -141,6 +153,7 @@ export function createGateway(initial: Config, log: Logger, options: GatewayOpti
     reload,
     reloadFromSource,
     async stop(graceMs = config.limits.shutdown_grace) {
+      closeOutbounds(runtime.outbounds);
       await Promise.all(inbounds.map((i) => i.close()));
       await admin?.close();
       admin = undefined;

@@ -10,6 +10,8 @@ export interface Metrics {
   reloaded(ok: boolean): void;
   /** Reads live values (open connections per inbound) at scrape time. */
   observeConnections(read: () => ReadonlyMap<string, number>): void;
+  /** A fallback group's member marked up (1) or down (0): `junction_outbound_up`. */
+  memberState(group: string, member: string, up: boolean): void;
 }
 
 export interface SessionMetrics {
@@ -54,6 +56,12 @@ export function createMetrics(): Metrics {
     name: 'junction_config_reloads_total',
     help: 'Configuration reloads by result (ok, refused).',
     labelNames: ['result'] as const,
+    registers: [registry],
+  });
+  const memberUp = new Gauge({
+    name: 'junction_outbound_up',
+    help: 'Fallback group members: 1 while marked up, 0 while marked down, by group and member.',
+    labelNames: ['outbound', 'member'] as const,
     registers: [registry],
   });
   let readConnections: () => ReadonlyMap<string, number> = () => new Map();
@@ -107,6 +115,9 @@ export function createMetrics(): Metrics {
     },
     observeConnections(read) {
       readConnections = read;
+    },
+    memberState(group, member, up) {
+      memberUp.set({ outbound: group, member }, up ? 1 : 0);
     },
   };
 }

@@ -1,23 +1,43 @@
 import type { OutboundConfig } from '../config/schema.js';
 import { maskUrl, parseOutboundUrl, type ProxyUrl } from '../config/url.js';
+import type { Logger } from '../log.js';
 import type { DestinationPolicy } from '../policy.js';
 import { createChainOutbound } from './chain.js';
 import { createDirectOutbound } from './direct.js';
+import { createFallbackOutbound, type MemberStateSink } from './fallback.js';
+import { startHealthChecker, targetOf } from './health-check.js';
 import { createHttpHop } from './http-hop.js';
 import { createRejectOutbound } from './reject.js';
 import { createSocksHop } from './socks-hop.js';
 import type { Hop, Outbound } from './types.js';
 
+export interface OutboundOptions {
+  /**
+   * Where health checkers log. Checkers (timers) run only when this is given: the gateway gives
+   * it, a bare build (`junction check`, unit tests) starts nothing in the background.
+   */
+  readonly log?: Logger | undefined;
+  /** Receives fallback members' up/down state. */
+  readonly metrics?: MemberStateSink | undefined;
+}
+
+/** A fallback group without `check`: a member marked down is tried again after this long. */
+const DEFAULT_RETRY_MS = 30_000;
+/** A fallback group without `check`: how long an attempt may take before the next member. */
+const DEFAULT_ATTEMPT_MS = 5_000;
+
 /**
  * Builds every outbound of a configuration, plus the built-in `direct` and `reject`. A `url:`
  * outbound is a chain of one hop; a chain's members are flattened into its hops (`direct`
- * adds none).
+ * adds none). A fallback group is built over its members' outbounds (any kind, another group
+ * too), which are built first; a fallback group cannot be part of a chain.
  */
 export function createOutbounds(
   configs: readonly OutboundConfig[],
   policy: DestinationPolicy,
+  options: OutboundOptions = {},
 ): Map<string, Outbound> {
-  const outbounds = new Map<string, Outbound>([
+  const builtIn = new Map<string, Outbound>([
     ['direct', createDirectOutbound(policy)],
     ['reject', createRejectOutbound()],
   ]);
@@ -35,22 +55,75 @@ export function createOutbounds(
     let hops: readonly Hop[];
     if (config.url !== undefined) hops = [createHop(config.url, config.tls)];
     else if (config.chain) hops = config.chain.flatMap((member) => hopsOf(member, name));
-    else throw notYet(name);
+    else
+      throw new Error(`outbound "${usedBy}": fallback group "${name}" cannot be part of a chain`);
     hopsByName.set(name, hops);
     return hops;
   };
-  for (const config of configs) {
-    if (config.fallback) throw notYet(config.name);
-    outbounds.set(
-      config.name,
-      createChainOutbound(config.name, hopsOf(config.name, config.name), policy),
-    );
+  const built = new Map<string, Outbound>();
+  const outboundOf = (name: string): Outbound => {
+    const known = builtIn.get(name) ?? built.get(name);
+    if (known) return known;
+    const config = byName.get(name);
+    if (!config) throw new Error(`unknown outbound "${name}"`);
+    const outbound = config.fallback
+      ? createGroup(config, config.fallback.map(outboundOf), options)
+      : createChainOutbound(config.name, hopsOf(config.name, config.name), policy);
+    built.set(name, outbound);
+    return outbound;
+  };
+  const outbounds = new Map(builtIn);
+  try {
+    for (const config of configs) outbounds.set(config.name, outboundOf(config.name));
+  } catch (err) {
+    for (const outbound of built.values()) outbound.close?.();
+    throw err;
   }
   return outbounds;
 }
 
-function notYet(name: string): Error {
-  return new Error(`outbound "${name}": fallback groups are not supported yet`);
+/** Stops every outbound's background work (health checkers) of a runtime being dropped. */
+export function closeOutbounds(outbounds: ReadonlyMap<string, Outbound>): void {
+  for (const outbound of outbounds.values()) outbound.close?.();
+}
+
+function createGroup(
+  config: OutboundConfig,
+  members: readonly Outbound[],
+  options: OutboundOptions,
+): Outbound {
+  const { check } = config;
+  if (check?.tcp !== undefined && !parseable(check.tcp)) {
+    throw new Error(`outbound "${config.name}": check.tcp must be host:port, not "${check.tcp}"`);
+  }
+  if (check?.url !== undefined && !/^https?:$/.test(new URL(check.url).protocol)) {
+    throw new Error(`outbound "${config.name}": check.url must be http:// or https://`);
+  }
+  const probes = check !== undefined && (check.url !== undefined || check.tcp !== undefined);
+  const group = createFallbackOutbound(config.name, members, {
+    attemptTimeoutMs: check?.timeout ?? DEFAULT_ATTEMPT_MS,
+    retryAfterMs: check?.interval ?? DEFAULT_RETRY_MS,
+    checked: probes && options.log !== undefined,
+    metrics: options.metrics,
+  });
+  if (!probes || !options.log) return group;
+  const checker = startHealthChecker(group, check, options.log.child({ group: config.name }));
+  const closeGroup = group.close?.bind(group);
+  return Object.assign(group, {
+    close() {
+      checker.close();
+      closeGroup?.();
+    },
+  });
+}
+
+function parseable(text: string): boolean {
+  try {
+    targetOf(text);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function createHop(url: string, tls: OutboundConfig['tls']): Hop {

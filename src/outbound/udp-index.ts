@@ -11,7 +11,9 @@ import type { UdpOutbound } from './udp-types.js';
  * cannot carry UDP": http and https proxies have no UDP at all, SOCKS4 neither, and a chain of
  * more than one proxy cannot, since a datagram cannot be tunnelled through the first proxy's TCP
  * stream to reach the second's UDP relay. A chain that flattens to no proxy is direct, to exactly
- * one SOCKS5 proxy is that proxy. Fallback groups are not built yet (createOutbounds refuses them).
+ * one SOCKS5 proxy is that proxy. A fallback group cannot carry UDP either: its health state is
+ * about TCP, and sending datagrams to a member other than the one TCP would use could bypass
+ * the proxy the group prefers (`fallback: [corp, direct]` would send all UDP direct).
  */
 export function createUdpOutbounds(
   configs: readonly OutboundConfig[],

@@ -136,7 +136,7 @@ test(
     assert.equal(retried.body, 'ok\n');
     assert.equal(dropNext.size, 0, 'the request was first sent on the kept connection');
     assert.notEqual(retried.connection, first.connection);
-    await g.waitForLog((l) => l.msg === 'kept-alive proxy connection was closed; retrying');
+    await g.waitForLog((l) => l.msg === 'kept-alive connection was closed; retrying');
     assert.equal(g.sessions().at(-1)?.result, 'ok');
   },
 );

@@ -218,7 +218,7 @@ test('a raw "@" or "/" in an upstream password is masked in labels and errors', 
   assert.equal(maskUrl('http://proxy:3128'), 'http://proxy:3128');
 });
 
-test('chains flatten (direct adds no hop); reject cannot be chained; fallback is not built yet', () => {
+test('chains flatten (direct adds no hop); reject cannot be chained; fallback groups are built', () => {
   const config = configFrom({
     outbounds: [
       { name: 'a', url: 'http://127.0.0.1:3128' },
@@ -234,10 +234,7 @@ test('chains flatten (direct adds no hop); reject cannot be chained; fallback is
     /"reject" cannot be part of a chain/,
   );
   const fallback = configFrom({ outbounds: [{ name: 'f', fallback: ['direct'] }] });
-  assert.throws(
-    () => createOutbounds(fallback.outbounds, createDestinationPolicy([])),
-    /outbound "f": fallback groups are not supported yet/,
-  );
+  assert.ok(createOutbounds(fallback.outbounds, createDestinationPolicy([])).has('f'));
 });
 
 // ---- fake proxies --------------------------------------------------------------------------

@@ -1,0 +1,157 @@
+import { connect as tlsConnect } from 'node:tls';
+import type { Duplex } from 'node:stream';
+import { ProxyError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { parseHostPort, type Target } from '../target.js';
+import type { FallbackOutbound } from './fallback.js';
+import type { Outbound } from './types.js';
+
+export interface CheckConfig {
+  /** http:// or https:// URL: dialled through the member, one GET, any HTTP status line is up. */
+  readonly url?: string | undefined;
+  /** host:port: dialled through the member; a connection is up. */
+  readonly tcp?: string | undefined;
+  readonly interval: number;
+  readonly timeout: number;
+}
+
+export interface HealthChecker {
+  /** Probes every member now (the timer does this every `interval`). */
+  runOnce(): Promise<void>;
+  close(): void;
+}
+
+/**
+ * Probes every member of a group every `interval`, each within `timeout`: a member that passes
+ * is marked up, one that fails is marked down. The timer is unref'd (it never keeps the process
+ * alive) and a round never overlaps the previous one. A check with neither `url` nor `tcp` does
+ * nothing (the group then relies on sessions and its passive retry).
+ */
+export function startHealthChecker(
+  group: FallbackOutbound,
+  check: CheckConfig,
+  log: Logger,
+): HealthChecker {
+  const probeTarget = check.url ?? check.tcp;
+  let closed = false;
+  let running: Promise<void> | undefined;
+  const runOnce = async (): Promise<void> => {
+    if (probeTarget === undefined) return;
+    await Promise.all(
+      group.members.map(async ({ outbound }) => {
+        try {
+          await probe(outbound, check, log);
+          if (!closed) group.markUp(outbound.name, log);
+        } catch (err) {
+          const reason = err instanceof Error ? err.message : String(err);
+          if (!closed) group.markDown(outbound.name, `health check failed: ${reason}`, log);
+        }
+      }),
+    );
+  };
+  const timer = setInterval(() => {
+    if (running) return;
+    running = runOnce().finally(() => {
+      running = undefined;
+    });
+  }, check.interval);
+  timer.unref();
+  return {
+    runOnce,
+    close() {
+      closed = true;
+      clearInterval(timer);
+    },
+  };
+}
+
+/** Resolves when `outbound` passes the check; rejects with the reason otherwise. */
+export async function probe(outbound: Outbound, check: CheckConfig, log: Logger): Promise<void> {
+  const signal = AbortSignal.timeout(check.timeout);
+  const deadline = Date.now() + check.timeout;
+  if (check.url !== undefined) {
+    const url = new URL(check.url);
+    const https = url.protocol === 'https:';
+    const target = targetOf(`${url.hostname}:${url.port || (https ? '443' : '80')}`);
+    const { stream } = await outbound.dial(target, { signal, log, deadline });
+    try {
+      const wire = https
+        ? await startTls(stream, url.hostname.replace(/^\[|\]$/g, ''), signal)
+        : stream;
+      await httpStatusLine(wire, url, signal);
+    } finally {
+      stream.destroy();
+    }
+    return;
+  }
+  if (check.tcp !== undefined) {
+    const { stream } = await outbound.dial(targetOf(check.tcp), { signal, log, deadline });
+    stream.destroy();
+  }
+}
+
+export function targetOf(text: string): Target {
+  const parsed = parseHostPort(text);
+  if (!parsed) throw new ProxyError('BAD_REQUEST', `bad check target "${text}"`);
+  return parsed;
+}
+
+function startTls(stream: Duplex, servername: string, signal: AbortSignal): Promise<Duplex> {
+  return new Promise((resolve, reject) => {
+    const socket = tlsConnect({ socket: stream, servername });
+    const onAbort = (): void => {
+      socket.destroy();
+      reject(new Error('TLS handshake timed out'));
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    socket.once('secureConnect', () => {
+      signal.removeEventListener('abort', onAbort);
+      resolve(socket);
+    });
+    socket.once('error', (err: Error) => {
+      signal.removeEventListener('abort', onAbort);
+      socket.destroy();
+      reject(err);
+    });
+  });
+}
+
+/** Writes an origin-form GET and waits for a status line ("HTTP/1.1 204 ..."): any status is up. */
+function httpStatusLine(stream: Duplex, url: URL, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let head = '';
+    const done = (err?: Error): void => {
+      signal.removeEventListener('abort', onAbort);
+      stream.off('data', onData);
+      stream.off('error', onError);
+      stream.off('end', onEnd);
+      stream.destroy();
+      if (err) reject(err);
+      else resolve();
+    };
+    const onAbort = (): void => {
+      done(new Error('no HTTP answer in time'));
+    };
+    const onError = (err: Error): void => {
+      done(err);
+    };
+    const onEnd = (): void => {
+      done(new Error('closed before an HTTP status line'));
+    };
+    const onData = (chunk: Buffer): void => {
+      head += chunk.toString('latin1');
+      const eol = head.indexOf('\r\n');
+      if (eol === -1 && head.length < 1024) return;
+      const line = eol === -1 ? head : head.slice(0, eol);
+      if (/^HTTP\/1\.[01] \d{3}( |$)/.test(line)) done();
+      else done(new Error('the answer is not HTTP'));
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    stream.on('data', onData);
+    stream.once('error', onError);
+    stream.once('end', onEnd);
+    stream.write(
+      `GET ${url.pathname}${url.search} HTTP/1.1\r\nHost: ${url.host}\r\nUser-Agent: junction-health-check\r\nConnection: close\r\n\r\n`,
+    );
+  });
+}
