@@ -21,15 +21,8 @@ export function parseConnectAuthority(authority: string): Target | undefined {
  * head, and relays until both directions end.
  */
 export async function tunnel(session: Session, socket: Socket, head: Buffer): Promise<void> {
-  let upstream: Duplex;
-  try {
-    upstream = (await session.connect()).stream;
-  } catch (err) {
-    const error = err as ProxyError;
-    replyAndClose(socket, httpStatus(error), errorText(error));
-    session.fail(error);
-    return;
-  }
+  const upstream = await connectOrAnswer(session, socket);
+  if (!upstream) return;
   socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
   if (head.length > 0) upstream.write(head);
   // `head` was read before the relay started, so the relay's `up` count misses those few bytes.
@@ -82,4 +75,22 @@ export function lingerThenDestroy(socket: Socket): void {
   if (socket.readableEnded) socket.destroySoon();
   else socket.once('end', () => socket.destroySoon());
   socket.resume();
+}
+
+/**
+ * Routes and dials for a session that owns the raw client socket (CONNECT, Upgrade); a failure
+ * is answered with its status, the socket closed and the session ended, and gives undefined.
+ */
+export async function connectOrAnswer(
+  session: Session,
+  socket: Socket,
+): Promise<Duplex | undefined> {
+  try {
+    return (await session.connect()).stream;
+  } catch (err) {
+    const error = err as ProxyError;
+    replyAndClose(socket, httpStatus(error), errorText(error));
+    session.fail(error);
+    return undefined;
+  }
 }

@@ -4,10 +4,10 @@ import { request, type IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { httpStatus, type ProxyError } from '../errors.js';
+import { httpStatus } from '../errors.js';
 import type { Session } from '../session.js';
 import { formatTarget } from '../target.js';
-import { errorText, lingerThenDestroy, replyAndClose } from './http-connect.js';
+import { connectOrAnswer, errorText, lingerThenDestroy, replyAndClose } from './http-connect.js';
 import { upstreamError, type AbsoluteTarget } from './http-forward.js';
 import { endToEndHeaders, forwardedRequestHeaders, rawHead } from './http-headers.js';
 
@@ -23,15 +23,8 @@ export async function forwardUpgrade(
   head: Buffer,
   at: AbsoluteTarget,
 ): Promise<void> {
-  let upstream: Duplex;
-  try {
-    upstream = (await session.connect()).stream;
-  } catch (err) {
-    const error = err as ProxyError;
-    replyAndClose(socket, httpStatus(error), errorText(error));
-    session.fail(error);
-    return;
-  }
+  const upstream = await connectOrAnswer(session, socket);
+  if (!upstream) return;
   const outgoing = request({
     method: req.method ?? 'GET',
     path: at.path,

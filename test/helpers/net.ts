@@ -123,8 +123,11 @@ export async function startTcpServer(
   };
 }
 
-/** A port that refuses connections: bound once, then closed. */
-export async function refusedPort(): Promise<number> {
+/**
+ * A port the kernel just gave out on 127.0.0.1, released again: free for a peer to take, and
+ * until then a port that refuses connections.
+ */
+export async function freePort(): Promise<number> {
   const server = createServer();
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
@@ -132,6 +135,8 @@ export async function refusedPort(): Promise<number> {
   await new Promise<void>((resolve) => server.close(() => resolve()));
   return port;
 }
+
+export const refusedPort = freePort;
 
 /** A client socket with exact reads, for byte-level protocol tests. */
 export interface RawClient {

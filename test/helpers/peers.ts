@@ -1,5 +1,4 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
 import {
   accessSync,
   chmodSync,
@@ -9,9 +8,12 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
-import { createServer, connect, type AddressInfo } from 'node:net';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort } from './net.js';
+
+export { freePort };
 
 /**
  * Real Debian proxies as test peers (research/peers.md): each runs in the foreground from its
@@ -98,16 +100,6 @@ export interface Peer {
   /** A file the peer wrote in its directory (its logs), '' if it does not exist yet. */
   read(file: string): string;
   stop(): Promise<void>;
-}
-
-/** A port the kernel just gave out on 127.0.0.1, released for the peer to take. */
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 function tempDir(name: string): string {

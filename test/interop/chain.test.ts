@@ -3,7 +3,6 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
@@ -231,21 +230,22 @@ test(
         `http://${CORP.name}:${CORP.password}@127.0.0.1:${squid.port}`,
         '-F',
         `socks5h://${MS.name}:${MS.password}@127.0.0.1:${microsocks.port}`,
-        '--log-level',
-        'warn',
       ],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
     let output = '';
-    child.stdout.on('data', (c: Buffer) => (output += c.toString()));
+    // The CLI logs a JSON "listening" line once its inbound is bound: that is the signal.
+    const listening = new Promise<void>((resolve, reject) => {
+      child.stdout.on('data', (c: Buffer) => {
+        output += c.toString();
+        if (output.includes('"msg":"listening"')) resolve();
+      });
+      child.once('exit', () => reject(new Error(`junction exited: ${output}`)));
+    });
     child.stderr.on('data', (c: Buffer) => (output += c.toString()));
     const exited = once(child, 'exit');
     try {
-      await listening(
-        port,
-        () => child.exitCode !== null,
-        () => output,
-      );
+      await listening;
       const before = squidAsked(`CONNECT 127.0.0.1:${microsocks.port} corp`).length;
       const result = await curl(['-x', `socks5h://127.0.0.1:${port}`, `${origin.url}/tiny?cli`]);
       assert.equal(result.stdout.toString(), 'ok\n', result.stderr);
@@ -267,22 +267,3 @@ test('no password reached the logs', { skip }, () => {
     assert.ok(!text.includes(secret), `${secret} in the logs`);
   }
 });
-
-/** Resolves once the port accepts; the CLI gives no other sign that it listens. */
-async function listening(port: number, exited: () => boolean, output: () => string): Promise<void> {
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    if (exited()) throw new Error(`junction exited: ${output()}`);
-    const ok = await new Promise<boolean>((resolve) => {
-      const socket = connect({ port, host: '127.0.0.1' });
-      socket.once('connect', () => {
-        socket.destroy();
-        resolve(true);
-      });
-      socket.once('error', () => resolve(false));
-    });
-    if (ok) return;
-    if (Date.now() > deadline) throw new Error(`junction did not listen: ${output()}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
