@@ -9,6 +9,7 @@ export type ErrorCode =
   | 'NOT_ALLOWED'
   | 'RULE_REJECT'
   | 'DESTINATION_DENIED'
+  | 'FORWARDING_LOOP'
   | 'CMD_UNSUPPORTED'
   | 'ATYP_UNSUPPORTED'
   | 'DNS_FAILED'
@@ -58,6 +59,9 @@ export const REPLIES: Readonly<Record<ErrorCode, Reply>> = {
   NOT_ALLOWED: { socks5: 0x02, socks4: SOCKS4_FAILED, http: 403 },
   RULE_REJECT: { socks5: 0x02, socks4: SOCKS4_FAILED, http: 403 },
   DESTINATION_DENIED: { socks5: 0x02, socks4: SOCKS4_FAILED, http: 403 },
+  // The target is junction itself (one of its listening addresses), or a request came back with
+  // junction's own Via token: refused like a denied destination, as Squid does.
+  FORWARDING_LOOP: { socks5: 0x02, socks4: SOCKS4_FAILED, http: 403 },
   CMD_UNSUPPORTED: { socks5: 0x07, socks4: SOCKS4_FAILED, http: 405 },
   ATYP_UNSUPPORTED: { socks5: 0x08, socks4: SOCKS4_FAILED, http: 400 },
   DNS_FAILED: { socks5: 0x04, socks4: SOCKS4_FAILED, http: 502 },
@@ -104,6 +108,14 @@ export const UPSTREAM_SOCKS5_REP: ReadonlyMap<number, ErrorCode> = new Map<numbe
   [0x07, 'UPSTREAM_FAILED'],
   [0x08, 'UPSTREAM_FAILED'],
 ]);
+
+/**
+ * Any thrown value as a ProxyError: the value itself when it is one, otherwise `fallback`. The
+ * foreign error is never wrapped or kept as `cause`: its fields may hold credentials.
+ */
+export function toProxyError(err: unknown, fallback: ProxyError): ProxyError {
+  return err instanceof ProxyError ? err : fallback;
+}
 
 export function socks5Reply(err: ProxyError): number {
   return err.upstreamReply ?? REPLIES[err.code].socks5;
