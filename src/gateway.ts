@@ -13,6 +13,7 @@ import { createRouter } from './route/router.js';
 import type { Runtime } from './session.js';
 import { startAdmin, type Admin } from './admin.js';
 import { createMetrics, type Metrics } from './metrics.js';
+import { createSelfEndpoints, type SelfEndpoints } from './self-endpoints.js';
 import { formatTarget } from './target.js';
 
 export interface Gateway {
@@ -43,8 +44,9 @@ export function buildRuntime(
   config: Config,
   metrics: Metrics = createMetrics(),
   log?: Logger,
+  self?: SelfEndpoints,
 ): Runtime {
-  const policy = createDestinationPolicy(config.limits.deny_destinations);
+  const policy = createDestinationPolicy(config.limits.deny_destinations, self);
   return {
     router: createRouter(config.rules),
     outbounds: createOutbounds(config.outbounds, policy, { log, metrics }),
@@ -63,7 +65,9 @@ export interface GatewayOptions {
 export function createGateway(initial: Config, log: Logger, options: GatewayOptions = {}): Gateway {
   let config = initial;
   const metrics = createMetrics();
-  let runtime = buildRuntime(config, metrics, log);
+  // Filled once the listeners are bound; every generation's outbounds refuse to dial them.
+  const self = createSelfEndpoints();
+  let runtime = buildRuntime(config, metrics, log, self);
   let admin: Admin | undefined;
   const idPrefix = randomBytes(3).toString('hex');
   let sequence = 0;
@@ -82,7 +86,7 @@ export function createGateway(initial: Config, log: Logger, options: GatewayOpti
   metrics.observeConnections(() => new Map(inbounds.map((i) => [i.name, i.activeConnections])));
 
   const reload = (next: Config): void => {
-    const nextRuntime = buildRuntime(next, metrics, log);
+    const nextRuntime = buildRuntime(next, metrics, log, self);
     const previous = runtime;
     config = next;
     runtime = nextRuntime;
@@ -136,6 +140,7 @@ export function createGateway(initial: Config, log: Logger, options: GatewayOpti
         await Promise.all(inbounds.map((i) => i.close()));
         throw err;
       }
+      self.set([...bound.values(), ...(admin ? [admin.address] : [])]);
       for (const inboundConfig of config.inbounds) {
         const address = bound.get(inboundConfig.name);
         log.info(

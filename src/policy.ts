@@ -1,6 +1,7 @@
 import type { BlockList } from 'node:net';
 import { cidrSet, ipFamily, parseCidr, type Cidr } from './cidr.js';
 import type { Limits } from './config/schema.js';
+import type { SelfEndpoints } from './self-endpoints.js';
 
 /**
  * The ranges behind the words of `deny_destinations`. 0.0.0.0/8 and :: are listed as loopback
@@ -22,15 +23,26 @@ const NAMED_RANGES: Readonly<Record<'private' | 'loopback', readonly string[]>> 
 /** Decides whether an address may be dialled; checked after DNS, on every address tried. */
 export interface DestinationPolicy {
   allows(ip: string): boolean;
+  /**
+   * True when ip:port is one of junction's own listening sockets: a forwarding loop, refused
+   * whatever `deny_destinations` says (see self-endpoints.ts).
+   */
+  isSelf(ip: string, port: number): boolean;
 }
 
-export function createDestinationPolicy(deny: Limits['deny_destinations']): DestinationPolicy {
-  if (deny.length === 0) return { allows: () => true };
+const NOT_SELF = (): boolean => false;
+
+export function createDestinationPolicy(
+  deny: Limits['deny_destinations'],
+  self?: SelfEndpoints,
+): DestinationPolicy {
+  const isSelf = self ? (ip: string, port: number) => self.includes(ip, port) : NOT_SELF;
+  if (deny.length === 0) return { allows: () => true, isSelf };
   const cidrs: Cidr[] = deny.flatMap((item) =>
     typeof item === 'string' ? NAMED_RANGES[item].map((text) => parseCidr(text) as Cidr) : [item],
   );
   const blocked = cidrSet(cidrs);
-  return { allows: (ip) => !contains(blocked, ip) };
+  return { allows: (ip) => !contains(blocked, ip), isSelf };
 }
 
 /** A client source allow-list; an absent list admits everyone. */

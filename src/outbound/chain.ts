@@ -1,15 +1,20 @@
 import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
 import type { Duplex } from 'node:stream';
-import { fromDialError, ProxyError } from '../errors.js';
+import { fromDialError, ProxyError, type ErrorCode } from '../errors.js';
 import type { DestinationPolicy } from '../policy.js';
 import { formatTarget, hostToString, parseHost, type Target } from '../target.js';
 import { abortReason, createDirectOutbound, dialTcp, policedLookup } from './direct.js';
 import { createHttpPool, type HttpPool } from './http-pool.js';
 import type { Connected, DialContext, Hop, HttpProxyLink, Outbound } from './types.js';
 
-/** The configured proxies themselves are not subject to deny_destinations. */
-const ANY_DESTINATION: DestinationPolicy = { allows: () => true };
-const proxyLookup = policedLookup(ANY_DESTINATION);
+/**
+ * The configured proxies themselves are not subject to deny_destinations; a proxy that is
+ * junction itself (`-F` at its own port) is still a forwarding loop.
+ */
+function proxyPolicy(policy: DestinationPolicy): DestinationPolicy {
+  return { allows: () => true, isSelf: (ip, port) => policy.isSelf(ip, port) };
+}
+const proxyLookup = policedLookup({ allows: () => true, isSelf: () => false });
 
 /**
  * An outbound through one or more upstream proxies (a `url:` outbound is a chain of one): TCP to
@@ -22,6 +27,7 @@ export function createChainOutbound(
   policy: DestinationPolicy,
 ): Outbound {
   if (hops.length === 0) return createDirectOutbound(policy, name);
+  const toProxies = proxyPolicy(policy);
   // Plain http:// requests through an HTTP proxy as the last hop reuse kept-alive connections.
   const pool = hops.at(-1)?.forwardHttp ? createHttpPool() : undefined;
   /** The last hop's credentials and label, as its forwardHttp gave them (constant per chain). */
@@ -37,7 +43,7 @@ export function createChainOutbound(
     let stream = link && httpPool.take(key);
     const reused = stream !== undefined;
     if (!stream || !link) {
-      const conn = await fold(hops, target, context, policy, true);
+      const conn = await fold(hops, target, context, policy, toProxies, true);
       if (!conn.httpProxy) return conn;
       link = conn.httpProxy;
       stream = conn.stream;
@@ -63,7 +69,7 @@ export function createChainOutbound(
       const denied = deniedLiteral(target, policy);
       if (denied) return Promise.reject(denied);
       if (context.purpose === 'http' && pool) return dialForHttp(target, context, pool);
-      return fold(hops, target, context, policy, false);
+      return fold(hops, target, context, policy, toProxies, false);
     },
   };
 }
@@ -73,6 +79,7 @@ async function fold(
   target: Target,
   context: DialContext,
   policy: DestinationPolicy,
+  toProxies: DestinationPolicy,
   forHttp: boolean,
 ): Promise<Connected> {
   const { signal } = context;
@@ -84,7 +91,7 @@ async function fold(
   let stage = `upstream proxy ${first.label}`;
   signal.addEventListener('abort', onAbort, { once: true });
   try {
-    let conn = await reachFirst(first, context);
+    let conn = await reachFirst(first, context, toProxies);
     keepTrack(streams, conn.stream);
     for (const [i, hop] of hops.entries()) {
       const next = hops[i + 1];
@@ -114,14 +121,25 @@ async function fold(
   }
 }
 
+/** Failures of the first dial that say more than "the proxy is unreachable". */
+const KEPT_CODES: ReadonlySet<ErrorCode> = new Set([
+  'CONNECT_TIMEOUT',
+  'CLIENT_CLOSED',
+  'FORWARDING_LOOP',
+]);
+
 /** TCP to the first proxy; its failure says the proxy, not the target, was unreachable. */
-async function reachFirst(hop: Hop, context: DialContext): Promise<Connected> {
+async function reachFirst(
+  hop: Hop,
+  context: DialContext,
+  toProxies: DestinationPolicy,
+): Promise<Connected> {
   const what = `cannot reach upstream proxy ${hop.label}`;
   try {
-    return await dialTcp(hop.server, context, ANY_DESTINATION, proxyLookup, what);
+    return await dialTcp(hop.server, context, toProxies, proxyLookup, what);
   } catch (err) {
     const error = asProxyError(err, what);
-    if (error.code === 'CONNECT_TIMEOUT' || error.code === 'CLIENT_CLOSED') throw error;
+    if (KEPT_CODES.has(error.code)) throw error;
     throw new ProxyError('UPSTREAM_FAILED', error.message);
   }
 }

@@ -52,8 +52,11 @@ export function dialTcp(
   what = `connect to ${formatTarget(target)}`,
 ): Promise<Connected> {
   const host = hostToString(target.host);
-  if (target.host.kind !== 'domain' && !policy.allows(host)) {
-    return Promise.reject(new ProxyError(DENIED, `${what}: destination not allowed`));
+  if (target.host.kind !== 'domain') {
+    if (policy.isSelf(host, target.port)) return Promise.reject(forwardingLoop(what));
+    if (!policy.allows(host)) {
+      return Promise.reject(new ProxyError(DENIED, `${what}: destination not allowed`));
+    }
   }
   return new Promise<Connected>((resolve, reject) => {
     // Not net.connect's `signal` option: that one stays attached for the socket's whole life,
@@ -84,9 +87,21 @@ export function dialTcp(
     socket.once('connect', () => {
       signal.removeEventListener('abort', onAbort);
       socket.off('error', onError);
+      // A name (localhost, a host's own name) can lead back to junction too; the address
+      // actually reached says so whatever the spelling. Closed before a byte is sent, the
+      // connection is a probe for the listener that accepted it.
+      if (policy.isSelf(socket.remoteAddress ?? '', socket.remotePort ?? 0)) {
+        socket.destroy();
+        reject(forwardingLoop(what));
+        return;
+      }
       resolve({ stream: socket, bound: undefined });
     });
   });
+}
+
+function forwardingLoop(what: string): ProxyError {
+  return new ProxyError('FORWARDING_LOOP', `${what}: that is junction itself (forwarding loop)`);
 }
 
 function translate(err: Error, what: string): ProxyError {

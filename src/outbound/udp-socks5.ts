@@ -21,7 +21,8 @@ import {
 } from './udp-types.js';
 
 /** The configured proxy itself is not subject to deny_destinations (as for TCP chains). */
-const proxyLookup = policedLookup({ allows: () => true });
+const ANY_DESTINATION: DestinationPolicy = { allows: () => true, isSelf: () => false };
+const proxyLookup = policedLookup(ANY_DESTINATION);
 /** The largest UDP payload over IPv4 (65535 - 20 - 8): header and data must fit in it. */
 const MAX_UDP_PAYLOAD = 65_507;
 
@@ -65,7 +66,7 @@ async function associate(
   let stream;
   try {
     const what = `cannot reach upstream proxy ${label}`;
-    ({ stream } = await dialTcp(server, context, { allows: () => true }, proxyLookup, what));
+    ({ stream } = await dialTcp(server, context, ANY_DESTINATION, proxyLookup, what));
   } catch (err) {
     const error = err instanceof ProxyError ? err : new ProxyError('UPSTREAM_FAILED', label);
     if (error.code === 'CONNECT_TIMEOUT' || error.code === 'CLIENT_CLOSED') throw error;
