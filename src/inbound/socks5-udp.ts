@@ -47,7 +47,12 @@ export const MAX_QUEUED_DATAGRAMS = 256;
 export const MAX_UDP_PAYLOAD = 65_507;
 
 /** Drops a hostile network can cause at will: logged at debug, the rest at info. */
-const QUIET_DROPS: ReadonlySet<UdpDrop> = new Set(['foreign_source', 'malformed', 'fragmented']);
+const QUIET_DROPS: ReadonlySet<UdpDrop> = new Set([
+  'foreign_source',
+  'foreign_reply',
+  'malformed',
+  'fragmented',
+]);
 
 const replies: SocksReplies = {
   success: (bound) => encodeSocks5Reply(0x00, bound),

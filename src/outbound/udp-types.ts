@@ -30,6 +30,8 @@ export type UdpDrop =
   | 'too_big'
   /** The kernel refused a send (EMSGSIZE, ENETUNREACH, ...). */
   | 'send_failed'
+  /** A datagram to a direct socket from an address the association never sent to. */
+  | 'foreign_reply'
   /** An upstream relay's datagram that is not a valid frame (or a fragment). */
   | 'malformed_reply';
 
