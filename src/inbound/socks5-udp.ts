@@ -169,8 +169,8 @@ function associate(
     relay.send([header, payload], clientPort, source.ip, onSent);
   };
 
-  const channelFor = (outbound: UdpOutbound): Promise<UdpChannel> => {
-    const known = channels.get(outbound.name);
+  const channelFor = (name: string, outbound: UdpOutbound): Promise<UdpChannel> => {
+    const known = channels.get(name);
     if (known) return known;
     const signal = AbortSignal.any([
       controller.signal,
@@ -191,7 +191,7 @@ function associate(
         channel.onMessage(reply);
         return channel;
       });
-    channels.set(outbound.name, opening);
+    channels.set(name, opening);
     return opening;
   };
 
@@ -200,9 +200,9 @@ function associate(
     const input = { inbound, source, user, target: slot.target };
     try {
       const decision = await runtime.router.decide(input, controller.signal);
-      const outbound = runtime.udpOutbounds.get(decision.outbound);
-      if (outbound) {
-        settle(slot, await channelFor(outbound));
+      const udp = runtime.outbounds.get(decision.outbound)?.udp;
+      if (udp) {
+        settle(slot, await channelFor(decision.outbound, udp));
       } else {
         const detail = `outbound "${decision.outbound}" cannot carry UDP`;
         settle(slot, { kind: 'no_udp', detail, once: `no_udp ${decision.outbound}` });

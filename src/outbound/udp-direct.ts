@@ -22,11 +22,8 @@ import {
  * (a TFTP, STUN or game server may answer from another port). Anyone else who learns the
  * socket's port is dropped and counted as `foreign_reply`.
  */
-export function createDirectUdp(policy: DestinationPolicy, name = 'direct'): UdpOutbound {
-  return {
-    name,
-    open: (context) => Promise.resolve(openDirect(policy, context)),
-  };
+export function createDirectUdp(policy: DestinationPolicy): UdpOutbound {
+  return { open: (context) => Promise.resolve(openDirect(policy, context)) };
 }
 
 function openDirect(policy: DestinationPolicy, context: UdpOpenContext): UdpChannel {

@@ -38,10 +38,8 @@ export function createSocks5Udp(
   url: ProxyUrl<'socks5' | 'socks5h'>,
   label: string,
   policy: DestinationPolicy,
-  name: string,
 ): UdpOutbound {
   return {
-    name,
     async open(context) {
       const { control, udp, relay } = await associate(url, label, context);
       return channel(url, label, policy, context, control, udp, relay);

@@ -68,8 +68,8 @@ export interface UdpChannel {
   close(): void;
 }
 
+/** The UDP side of an outbound (`Outbound.udp`): opens one channel per association. */
 export interface UdpOutbound {
-  readonly name: string;
   /** Resolves once datagrams can be sent; rejects only with ProxyError. */
   open(context: UdpOpenContext): Promise<UdpChannel>;
 }

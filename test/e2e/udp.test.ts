@@ -69,6 +69,7 @@ before(async () => {
       { name: 'adv', type: 'socks', listen: '127.0.0.1:0', udp_advertise: '192.0.2.7' },
       { name: 'via-http', type: 'socks', listen: '127.0.0.1:0' },
       { name: 'via-chain', type: 'socks', listen: '127.0.0.1:0' },
+      { name: 'via-group', type: 'socks', listen: '127.0.0.1:0' },
       { name: 'via-silent', type: 'socks', listen: '127.0.0.1:0' },
       { name: 'via-junction', type: 'socks', listen: '127.0.0.1:0' },
       { name: 'via-junction-h', type: 'socks', listen: '127.0.0.1:0' },
@@ -80,11 +81,13 @@ before(async () => {
       { name: 'junction', url: `socks5://127.0.0.1:${upstream.port('up')}` },
       { name: 'junction-h', url: `socks5h://127.0.0.1:${upstream.port('up')}` },
       { name: 'two-hops', chain: ['corp', 'junction'] },
+      { name: 'group', fallback: ['junction', 'direct'] },
     ],
     rules: [
       { ip_cidr: ['127.0.0.3/32'], outbound: 'reject' },
       { inbound: ['via-http'], outbound: 'corp' },
       { inbound: ['via-chain'], outbound: 'two-hops' },
+      { inbound: ['via-group'], outbound: 'group' },
       { inbound: ['via-silent'], outbound: 'silent' },
       { inbound: ['via-junction'], outbound: 'junction' },
       { inbound: ['via-junction-h'], outbound: 'junction-h' },
@@ -521,6 +524,20 @@ test('a chain of two proxies cannot carry UDP either', async () => {
   );
   const why = await g.waitForLog(
     (l) => l.drop === 'no_udp' && l.detail === 'outbound "two-hops" cannot carry UDP',
+  );
+  assert.ok(why);
+});
+
+test('a fallback group carries no UDP, even when its members do', async () => {
+  const client = await peer();
+  const a = await open(g.port('via-group'));
+  await client.send(
+    encodeUdpDatagram(target('127.0.0.1', dns4.port), dnsQuery(1, 'x.test')),
+    a.relay!.port,
+    '127.0.0.1',
+  );
+  const why = await g.waitForLog(
+    (l) => l.drop === 'no_udp' && l.detail === 'outbound "group" cannot carry UDP',
   );
   assert.ok(why);
 });
