@@ -6,8 +6,9 @@ import { once } from 'node:events';
 import { isIP, Socket } from 'node:net';
 import { SocksClient, type SocksClientOptions } from 'socks';
 import type { ProxyUrl } from '../config/url.js';
-import { errorCode, ProxyError } from '../errors.js';
-import { encodeUdpHeader, parseUdpDatagram } from '../inbound/socks-udp-codec.js';
+import { errorCode, ProxyError, toProxyError } from '../errors.js';
+import { encodeUdpHeader, MAX_UDP_PAYLOAD, parseUdpDatagram } from '../inbound/socks-udp-codec.js';
+import { localIp as tcpLocalIp } from '../local-ip.js';
 import type { DestinationPolicy } from '../policy.js';
 import { formatTarget, hostToString, parseHost, type Target } from '../target.js';
 import { abortReason, dialTcp, policedLookup } from './direct.js';
@@ -22,8 +23,6 @@ import {
 
 /** The configured proxy itself is not subject to deny_destinations (as for TCP chains). */
 const proxyLookup = policedLookup({ allows: () => true });
-/** The largest UDP payload over IPv4 (65535 - 20 - 8): header and data must fit in it. */
-const MAX_UDP_PAYLOAD = 65_507;
 
 /**
  * UDP through an upstream SOCKS5 proxy: per association, one TCP control connection that
@@ -61,11 +60,11 @@ async function associate(
   const { signal } = context;
   const server: Target = { host: url.host, port: url.port };
   let stream;
+  const what = `cannot reach upstream proxy ${label}`;
   try {
-    const what = `cannot reach upstream proxy ${label}`;
     ({ stream } = await dialTcp(server, context, { allows: () => true }, proxyLookup, what));
   } catch (err) {
-    const error = err instanceof ProxyError ? err : new ProxyError('UPSTREAM_FAILED', label);
+    const error = toProxyError(err, new ProxyError('UPSTREAM_FAILED', what));
     if (error.code === 'CONNECT_TIMEOUT' || error.code === 'CLIENT_CLOSED') throw error;
     throw new ProxyError('UPSTREAM_FAILED', error.message);
   }
@@ -261,8 +260,7 @@ function channel(
   };
 }
 
-/** The control connection's local address, IPv4-mapped IPv6 written as IPv4. */
-function localIp(socket: Socket): string {
-  const ip = socket.localAddress ?? '0.0.0.0';
-  return ip.startsWith('::ffff:') && ip.includes('.') ? ip.slice(7) : ip;
+/** Where the upstream sees the control connection come from. */
+function localIp(control: Socket): string {
+  return tcpLocalIp(control, '0.0.0.0');
 }

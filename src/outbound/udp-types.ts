@@ -75,34 +75,12 @@ export interface UdpOutbound {
 }
 
 /**
- * A byte and count allowance for datagrams held in memory while something is pending. Each
- * queued datagram also costs QUEUE_ENTRY_COST bytes, so a flood of tiny datagrams is bounded by
- * its memory, not only by its payload.
+ * A byte and count allowance for datagrams held in memory while something is pending (an
+ * outbound opening, a name resolving), shared by everything one association queues.
  */
 export interface QueueBudget {
   /** Takes room for one datagram of `bytes`; false when there is none (drop it). */
   take(bytes: number): boolean;
   /** Gives back the room of a datagram that was sent or dropped. */
   give(bytes: number): void;
-}
-
-/** An estimate of a queued entry's own memory: its object, array slot and Buffer view. */
-export const QUEUE_ENTRY_COST = 96;
-
-export function createQueueBudget(maxBytes: number, maxCount: number): QueueBudget {
-  let bytes = 0;
-  let count = 0;
-  return {
-    take(size) {
-      const cost = size + QUEUE_ENTRY_COST;
-      if (count >= maxCount || bytes + cost > maxBytes) return false;
-      bytes += cost;
-      count += 1;
-      return true;
-    },
-    give(size) {
-      bytes = Math.max(0, bytes - size - QUEUE_ENTRY_COST);
-      count = Math.max(0, count - 1);
-    },
-  };
 }

@@ -4,7 +4,7 @@ import { once } from 'node:events';
 import { createServer, type Server, type Socket } from 'node:net';
 import { SocksClient } from 'socks';
 import { encodeUdpDatagram } from '../../src/inbound/socks-udp-codec.js';
-import { MAX_TARGETS } from '../../src/inbound/socks5-udp.js';
+import { MAX_TARGETS } from '../../src/inbound/socks5-udp/routes.js';
 import { parseHost, type Target } from '../../src/target.js';
 import { startGateway, type LogLine, type TestGateway } from '../helpers/gateway.js';
 import {
