@@ -60,11 +60,11 @@ async function associate(
   const { signal } = context;
   const server: Target = { host: url.host, port: url.port };
   let stream;
-  const what = `cannot reach upstream proxy ${label}`;
   try {
+    const what = `cannot reach upstream proxy ${label}`;
     ({ stream } = await dialTcp(server, context, { allows: () => true }, proxyLookup, what));
   } catch (err) {
-    const error = toProxyError(err, new ProxyError('UPSTREAM_FAILED', what));
+    const error = toProxyError(err, new ProxyError('UPSTREAM_FAILED', label));
     if (error.code === 'CONNECT_TIMEOUT' || error.code === 'CLIENT_CLOSED') throw error;
     throw new ProxyError('UPSTREAM_FAILED', error.message);
   }
