@@ -7,7 +7,6 @@ import { createInbound } from './inbound/index.js';
 import type { Inbound } from './inbound/types.js';
 import type { Logger } from './log.js';
 import { closeOutbounds, createOutbounds } from './outbound/index.js';
-import { createUdpOutbounds } from './outbound/udp-index.js';
 import { createDestinationPolicy } from './policy.js';
 import { createRouter } from './route/router.js';
 import type { Runtime } from './session.js';
@@ -50,7 +49,6 @@ export function buildRuntime(
   return {
     router: createRouter(config.rules),
     outbounds: createOutbounds(config.outbounds, policy, { log, metrics }),
-    udpOutbounds: createUdpOutbounds(config.outbounds, policy),
     limits: config.limits,
     accessLog: config.log.access,
     metrics,

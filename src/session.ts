@@ -5,7 +5,6 @@ import { ProxyError } from './errors.js';
 import type { Logger } from './log.js';
 import type { Metrics } from './metrics.js';
 import type { Connected, DialPurpose, Outbound } from './outbound/types.js';
-import type { UdpOutbound } from './outbound/udp-types.js';
 import { relay as relayStreams } from './relay.js';
 import type { RouteDecision, Router } from './route/types.js';
 import type { SessionInfo } from './session-info.js';
@@ -17,8 +16,6 @@ export type { SessionInfo, Protocol } from './session-info.js';
 export interface Runtime {
   readonly router: Router;
   readonly outbounds: ReadonlyMap<string, Outbound>;
-  /** The UDP side of each outbound; undefined: that outbound cannot carry UDP. */
-  readonly udpOutbounds: ReadonlyMap<string, UdpOutbound | undefined>;
   readonly limits: Limits;
   readonly accessLog: boolean;
   /** Shared by every generation: counters survive reloads. */

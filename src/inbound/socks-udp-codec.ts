@@ -22,6 +22,9 @@ export type UdpParsed =
   | { readonly kind: 'ok'; readonly value: UdpDatagram }
   | { readonly kind: 'error'; readonly reason: string };
 
+/** The largest UDP payload over IPv4 (65,535 - 20 - 8): a wrapped datagram must fit in it. */
+export const MAX_UDP_PAYLOAD = 65_507;
+
 /** The fixed part: RSV RSV FRAG. */
 const FIXED = 3;
 const ATYP = { ipv4: 0x01, domain: 0x03, ipv6: 0x04 } as const;

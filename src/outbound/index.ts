@@ -10,6 +10,10 @@ import { createHttpHop } from './http-hop.js';
 import { createRejectOutbound } from './reject.js';
 import { createSocksHop } from './socks-hop.js';
 import type { Hop, Outbound } from './types.js';
+import { createDirectUdp } from './udp-direct.js';
+import { createRejectUdp } from './udp-reject.js';
+import { createSocks5Udp } from './udp-socks5.js';
+import type { UdpOutbound } from './udp-types.js';
 
 export interface OutboundOptions {
   /**
@@ -27,10 +31,11 @@ const DEFAULT_RETRY_MS = 30_000;
 const DEFAULT_ATTEMPT_MS = 5_000;
 
 /**
- * Builds every outbound of a configuration, plus the built-in `direct` and `reject`. A `url:`
- * outbound is a chain of one hop; a chain's members are flattened into its hops (`direct`
- * adds none). A fallback group is built over its members' outbounds (any kind, another group
- * too), which are built first; a fallback group cannot be part of a chain.
+ * Builds every outbound of a configuration, plus the built-in `direct` and `reject`, each with
+ * its UDP side when it has one. A `url:` outbound is a chain of one hop; a chain's members are
+ * flattened into its hops (`direct` adds none). A fallback group is built over its members'
+ * outbounds (any kind, another group too), which are built first; a fallback group cannot be
+ * part of a chain.
  */
 export function createOutbounds(
   configs: readonly OutboundConfig[],
@@ -38,8 +43,8 @@ export function createOutbounds(
   options: OutboundOptions = {},
 ): Map<string, Outbound> {
   const builtIn = new Map<string, Outbound>([
-    ['direct', createDirectOutbound(policy)],
-    ['reject', createRejectOutbound()],
+    ['direct', { ...createDirectOutbound(policy), udp: createDirectUdp(policy) }],
+    ['reject', { ...createRejectOutbound(), udp: createRejectUdp() }],
   ]);
   const byName = new Map(configs.map((config) => [config.name, config]));
   const hopsByName = new Map<string, readonly Hop[]>();
@@ -53,7 +58,7 @@ export function createOutbounds(
       throw new Error(`outbound "${usedBy}": "${name}" cannot be part of a chain`);
     }
     let hops: readonly Hop[];
-    if (config.url !== undefined) hops = [createHop(config.url, config.tls)];
+    if (config.url !== undefined) hops = [createHop(config.url, config.tls, policy)];
     else if (config.chain) hops = config.chain.flatMap((member) => hopsOf(member, name));
     else
       throw new Error(`outbound "${usedBy}": fallback group "${name}" cannot be part of a chain`);
@@ -68,7 +73,7 @@ export function createOutbounds(
     if (!config) throw new Error(`unknown outbound "${name}"`);
     const outbound = config.fallback
       ? createGroup(config, config.fallback.map(outboundOf), options)
-      : createChainOutbound(config.name, hopsOf(config.name, config.name), policy);
+      : createChain(config.name, hopsOf(config.name, config.name), policy);
     built.set(name, outbound);
     return outbound;
   };
@@ -87,6 +92,28 @@ export function closeOutbounds(outbounds: ReadonlyMap<string, Outbound>): void {
   for (const outbound of outbounds.values()) outbound.close?.();
 }
 
+/** A chain of hops, and its UDP side when it has one. */
+function createChain(name: string, hops: readonly Hop[], policy: DestinationPolicy): Outbound {
+  const chain = createChainOutbound(name, hops, policy);
+  const udp = chainUdp(hops, policy);
+  return udp ? { ...chain, udp } : chain;
+}
+
+/**
+ * A chain that flattens to no proxy is direct, to one SOCKS5 proxy is that proxy's UDP relay.
+ * A longer chain carries no UDP: a datagram cannot be tunnelled through the first proxy's TCP
+ * stream to reach the next one's relay. http, https and SOCKS4 proxies have no UDP at all.
+ */
+function chainUdp(hops: readonly Hop[], policy: DestinationPolicy): UdpOutbound | undefined {
+  if (hops.length === 0) return createDirectUdp(policy);
+  return hops.length === 1 ? hops[0]?.udp : undefined;
+}
+
+/**
+ * A fallback group carries no UDP: its health state is about TCP, and sending datagrams to a
+ * member other than the one TCP would use could bypass the proxy the group prefers
+ * (`fallback: [corp, direct]` would send all UDP direct).
+ */
 function createGroup(
   config: OutboundConfig,
   members: readonly Outbound[],
@@ -126,7 +153,7 @@ function parseable(text: string): boolean {
   }
 }
 
-function createHop(url: string, tls: OutboundConfig['tls']): Hop {
+function createHop(url: string, tls: OutboundConfig['tls'], policy: DestinationPolicy): Hop {
   const parsed = parseOutboundUrl(url);
   // Validated by the schema; a failure here would be a bug.
   if (parsed.error !== undefined) throw new Error(parsed.error);
@@ -139,7 +166,14 @@ function createHop(url: string, tls: OutboundConfig['tls']): Hop {
       insecure: tls?.insecure,
     });
   }
-  return createSocksHop(proxy as ProxyUrl<'socks4' | 'socks4a' | 'socks5' | 'socks5h'>, label);
+  const socks = proxy as ProxyUrl<'socks4' | 'socks4a' | 'socks5' | 'socks5h'>;
+  const hop = createSocksHop(socks, label);
+  if (!isSocks5(socks)) return hop;
+  return { ...hop, udp: createSocks5Udp(socks, label, policy) };
+}
+
+function isSocks5(proxy: ProxyUrl<string>): proxy is ProxyUrl<'socks5' | 'socks5h'> {
+  return proxy.scheme === 'socks5' || proxy.scheme === 'socks5h';
 }
 
 function isHttp(proxy: ProxyUrl<string>): proxy is ProxyUrl<'http' | 'https'> {

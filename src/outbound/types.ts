@@ -1,6 +1,7 @@
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../log.js';
 import type { Target } from '../target.js';
+import type { UdpOutbound } from './udp-types.js';
 
 /**
  * What the stream will carry: raw bytes (CONNECT, SOCKS), or plain http:// requests written by
@@ -56,6 +57,12 @@ export interface Outbound {
   /** Resolves with a connected stream; rejects only with ProxyError. */
   dial(target: Target, context: DialContext): Promise<Connected>;
   /**
+   * The outbound's UDP side, when it can carry datagrams (SOCKS5 UDP ASSOCIATE): `direct`,
+   * `reject`, and a chain that is direct or one SOCKS5 proxy. Datagrams routed to an outbound
+   * without one are dropped and counted (`no_udp`).
+   */
+  readonly udp?: UdpOutbound;
+  /**
    * Stops what the outbound runs in the background (a fallback group's health checker), when its
    * runtime is replaced or the gateway stops. Sessions already connected are not affected.
    */
@@ -75,6 +82,8 @@ export interface Hop {
   readonly resolvesNames: boolean;
   /** SOCKS4 carries IPv4 addresses only. */
   readonly ipv4Only: boolean;
+  /** SOCKS5 only: datagrams through the proxy's UDP relay, for a chain of this hop alone. */
+  readonly udp?: UdpOutbound;
   /** Asks the proxy at the end of `via` to connect to `target`; rejects only with ProxyError. */
   connect(via: Duplex, target: Target, context: DialContext): Promise<Connected>;
   /**

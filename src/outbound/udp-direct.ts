@@ -16,16 +16,19 @@ import {
  * the first datagram of that family, bound to an ephemeral port on every address (`0.0.0.0`,
  * `::` with ipv6Only), so replies reach this association only. Names are resolved here, and
  * deny_destinations applies to every address, as it does for TCP.
+ *
+ * Replies are filtered as an address-dependent NAT filters (RFC 4787 §5): a datagram is passed
+ * on only when it comes from an IP address this association has sent to, from any of its ports
+ * (a TFTP, STUN or game server may answer from another port). Anyone else who learns the
+ * socket's port is dropped and counted as `foreign_reply`.
  */
-export function createDirectUdp(policy: DestinationPolicy, name = 'direct'): UdpOutbound {
-  return {
-    name,
-    open: (context) => Promise.resolve(openDirect(policy, context)),
-  };
+export function createDirectUdp(policy: DestinationPolicy): UdpOutbound {
+  return { open: (context) => Promise.resolve(openDirect(policy, context)) };
 }
 
 function openDirect(policy: DestinationPolicy, context: UdpOpenContext): UdpChannel {
   const sockets: { ipv4?: Socket; ipv6?: Socket } = {};
+  const peers = createPeerSet();
   let deliver: ((from: Target, payload: Buffer) => void) | undefined;
   let closed = false;
   let errorLogged = false;
@@ -34,6 +37,10 @@ function openDirect(policy: DestinationPolicy, context: UdpOpenContext): UdpChan
     if (err) context.dropped('send_failed', errorCode(err) ?? err.message);
   };
   const onMessage = (kind: 'ipv4' | 'ipv6') => (payload: Buffer, rinfo: RemoteInfo) => {
+    if (!peers.has(rinfo.address)) {
+      context.dropped('foreign_reply', `from ${formatTarget(fromRemote(rinfo))}`);
+      return;
+    }
     deliver?.({ host: { kind, ip: rinfo.address }, port: rinfo.port }, payload);
   };
   const socketFor = (kind: 'ipv4' | 'ipv6'): Socket => {
@@ -58,6 +65,7 @@ function openDirect(policy: DestinationPolicy, context: UdpOpenContext): UdpChan
       context.dropped('send_queue_full', `more than ${MAX_SEND_QUEUE_BYTES} bytes waiting`);
       return;
     }
+    peers.add(to.host.ip);
     socket.send(payload, to.port, to.host.ip, onSent);
   };
   const resolver = createUdpResolver(policy, context);
@@ -77,6 +85,31 @@ function openDirect(policy: DestinationPolicy, context: UdpOpenContext): UdpChan
       sockets.ipv6?.close();
     },
   };
+}
+
+/**
+ * The IP addresses an association has sent to. It holds at most one address per target, and the
+ * association caps its distinct targets. Addresses are compared as the kernel writes them
+ * (inet_ntop, RFC 5952), which is how parseHost normalises them too; an IPv6 address that misses
+ * is normalised once more before it counts as foreign.
+ */
+function createPeerSet(): { add(ip: string): void; has(ip: string): boolean } {
+  const ips = new Set<string>();
+  return {
+    add(ip) {
+      ips.add(ip);
+    },
+    has(ip) {
+      if (ips.has(ip)) return true;
+      const host = ip.includes(':') ? parseHost(ip) : undefined;
+      return host !== undefined && host.kind !== 'domain' && ips.has(host.ip);
+    },
+  };
+}
+
+function fromRemote(rinfo: RemoteInfo): Target {
+  const kind = rinfo.family === 'IPv6' ? 'ipv6' : 'ipv4';
+  return { host: { kind, ip: rinfo.address }, port: rinfo.port };
 }
 
 export interface UdpResolver {

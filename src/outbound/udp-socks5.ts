@@ -6,8 +6,9 @@ import { once } from 'node:events';
 import { isIP, Socket } from 'node:net';
 import { SocksClient, type SocksClientOptions } from 'socks';
 import type { ProxyUrl } from '../config/url.js';
-import { errorCode, ProxyError } from '../errors.js';
-import { encodeUdpHeader, parseUdpDatagram } from '../inbound/socks-udp-codec.js';
+import { errorCode, ProxyError, toProxyError } from '../errors.js';
+import { encodeUdpHeader, MAX_UDP_PAYLOAD, parseUdpDatagram } from '../inbound/socks-udp-codec.js';
+import { localIp as tcpLocalIp } from '../local-ip.js';
 import type { DestinationPolicy } from '../policy.js';
 import { formatTarget, hostToString, parseHost, type Target } from '../target.js';
 import { abortReason, dialTcp, policedLookup } from './direct.js';
@@ -23,8 +24,6 @@ import {
 /** The configured proxy itself is not subject to deny_destinations (as for TCP chains). */
 const ANY_DESTINATION: DestinationPolicy = { allows: () => true, isSelf: () => false };
 const proxyLookup = policedLookup(ANY_DESTINATION);
-/** The largest UDP payload over IPv4 (65535 - 20 - 8): header and data must fit in it. */
-const MAX_UDP_PAYLOAD = 65_507;
 
 /**
  * UDP through an upstream SOCKS5 proxy: per association, one TCP control connection that
@@ -39,10 +38,8 @@ export function createSocks5Udp(
   url: ProxyUrl<'socks5' | 'socks5h'>,
   label: string,
   policy: DestinationPolicy,
-  name: string,
 ): UdpOutbound {
   return {
-    name,
     async open(context) {
       const { control, udp, relay } = await associate(url, label, context);
       return channel(url, label, policy, context, control, udp, relay);
@@ -68,7 +65,7 @@ async function associate(
     const what = `cannot reach upstream proxy ${label}`;
     ({ stream } = await dialTcp(server, context, ANY_DESTINATION, proxyLookup, what));
   } catch (err) {
-    const error = err instanceof ProxyError ? err : new ProxyError('UPSTREAM_FAILED', label);
+    const error = toProxyError(err, new ProxyError('UPSTREAM_FAILED', label));
     if (error.code === 'CONNECT_TIMEOUT' || error.code === 'CLIENT_CLOSED') throw error;
     throw new ProxyError('UPSTREAM_FAILED', error.message);
   }
@@ -264,8 +261,7 @@ function channel(
   };
 }
 
-/** The control connection's local address, IPv4-mapped IPv6 written as IPv4. */
-function localIp(socket: Socket): string {
-  const ip = socket.localAddress ?? '0.0.0.0';
-  return ip.startsWith('::ffff:') && ip.includes('.') ? ip.slice(7) : ip;
+/** Where the upstream sees the control connection come from. */
+function localIp(control: Socket): string {
+  return tcpLocalIp(control, '0.0.0.0');
 }

@@ -30,6 +30,8 @@ export type UdpDrop =
   | 'too_big'
   /** The kernel refused a send (EMSGSIZE, ENETUNREACH, ...). */
   | 'send_failed'
+  /** A datagram to a direct socket from an address the association never sent to. */
+  | 'foreign_reply'
   /** An upstream relay's datagram that is not a valid frame (or a fragment). */
   | 'malformed_reply';
 
@@ -66,41 +68,19 @@ export interface UdpChannel {
   close(): void;
 }
 
+/** The UDP side of an outbound (`Outbound.udp`): opens one channel per association. */
 export interface UdpOutbound {
-  readonly name: string;
   /** Resolves once datagrams can be sent; rejects only with ProxyError. */
   open(context: UdpOpenContext): Promise<UdpChannel>;
 }
 
 /**
- * A byte and count allowance for datagrams held in memory while something is pending. Each
- * queued datagram also costs QUEUE_ENTRY_COST bytes, so a flood of tiny datagrams is bounded by
- * its memory, not only by its payload.
+ * A byte and count allowance for datagrams held in memory while something is pending (an
+ * outbound opening, a name resolving), shared by everything one association queues.
  */
 export interface QueueBudget {
   /** Takes room for one datagram of `bytes`; false when there is none (drop it). */
   take(bytes: number): boolean;
   /** Gives back the room of a datagram that was sent or dropped. */
   give(bytes: number): void;
-}
-
-/** An estimate of a queued entry's own memory: its object, array slot and Buffer view. */
-export const QUEUE_ENTRY_COST = 96;
-
-export function createQueueBudget(maxBytes: number, maxCount: number): QueueBudget {
-  let bytes = 0;
-  let count = 0;
-  return {
-    take(size) {
-      const cost = size + QUEUE_ENTRY_COST;
-      if (count >= maxCount || bytes + cost > maxBytes) return false;
-      bytes += cost;
-      count += 1;
-      return true;
-    },
-    give(size) {
-      bytes = Math.max(0, bytes - size - QUEUE_ENTRY_COST);
-      count = Math.max(0, count - 1);
-    },
-  };
 }

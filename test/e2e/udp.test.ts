@@ -4,7 +4,7 @@ import { once } from 'node:events';
 import { createServer, type Server, type Socket } from 'node:net';
 import { SocksClient } from 'socks';
 import { encodeUdpDatagram } from '../../src/inbound/socks-udp-codec.js';
-import { MAX_TARGETS } from '../../src/inbound/socks5-udp.js';
+import { MAX_TARGETS } from '../../src/inbound/socks5-udp/routes.js';
 import { parseHost, type Target } from '../../src/target.js';
 import { startGateway, type LogLine, type TestGateway } from '../helpers/gateway.js';
 import {
@@ -31,8 +31,6 @@ const PASSWORD = 'udp-s3cret';
 
 let dns4: UdpPeer;
 let dns6: UdpPeer;
-/** Answers everything sent to any 127.1.x.y address, for the distinct-targets cap. */
-let dnsWide: UdpPeer;
 /** An "upstream SOCKS5 proxy" that accepts TCP and never answers. */
 let silent: Server;
 let upstream: TestGateway;
@@ -41,11 +39,7 @@ const controls: Association[] = [];
 const peers: UdpPeer[] = [];
 
 before(async () => {
-  [dns4, dns6, dnsWide] = await Promise.all([
-    dnsServer('127.0.0.1'),
-    dnsServer('::1'),
-    dnsServer('0.0.0.0'),
-  ]);
+  [dns4, dns6] = await Promise.all([dnsServer('127.0.0.1'), dnsServer('::1')]);
   silent = createServer((socket: Socket) => {
     socket.on('error', () => undefined);
     socket.on('end', () => socket.destroy());
@@ -75,6 +69,7 @@ before(async () => {
       { name: 'adv', type: 'socks', listen: '127.0.0.1:0', udp_advertise: '192.0.2.7' },
       { name: 'via-http', type: 'socks', listen: '127.0.0.1:0' },
       { name: 'via-chain', type: 'socks', listen: '127.0.0.1:0' },
+      { name: 'via-group', type: 'socks', listen: '127.0.0.1:0' },
       { name: 'via-silent', type: 'socks', listen: '127.0.0.1:0' },
       { name: 'via-junction', type: 'socks', listen: '127.0.0.1:0' },
       { name: 'via-junction-h', type: 'socks', listen: '127.0.0.1:0' },
@@ -86,11 +81,13 @@ before(async () => {
       { name: 'junction', url: `socks5://127.0.0.1:${upstream.port('up')}` },
       { name: 'junction-h', url: `socks5h://127.0.0.1:${upstream.port('up')}` },
       { name: 'two-hops', chain: ['corp', 'junction'] },
+      { name: 'group', fallback: ['junction', 'direct'] },
     ],
     rules: [
       { ip_cidr: ['127.0.0.3/32'], outbound: 'reject' },
       { inbound: ['via-http'], outbound: 'corp' },
       { inbound: ['via-chain'], outbound: 'two-hops' },
+      { inbound: ['via-group'], outbound: 'group' },
       { inbound: ['via-silent'], outbound: 'silent' },
       { inbound: ['via-junction'], outbound: 'junction' },
       { inbound: ['via-junction-h'], outbound: 'junction-h' },
@@ -103,7 +100,7 @@ after(async () => {
   await Promise.all(peers.map((p) => p.close()));
   await g.stop();
   await upstream.stop();
-  await Promise.all([dns4.close(), dns6.close(), dnsWide.close()]);
+  await Promise.all([dns4.close(), dns6.close()]);
   await new Promise<void>((resolve) => silent.close(() => resolve()));
 });
 
@@ -325,6 +322,50 @@ test('zero DST.ADDR/DST.PORT: the first datagram fixes the port; another port or
   assert.deepEqual(line.dropped, { foreign_source: 2 });
 });
 
+test('direct UDP takes replies only from addresses the client sent to (address-dependent filtering): a stranger is dropped and counted, the target (any of its ports) gets through', async () => {
+  const client = await peer();
+  const server = await peer();
+  const stranger = await peer('127.0.0.7');
+  const serverOtherPort = await peer();
+  const a = await open(g.port('s'));
+  await client.send(
+    encodeUdpDatagram(target('127.0.0.1', server.port), dnsQuery(0x51, 'filter.test')),
+    a.relay!.port,
+    '127.0.0.1',
+  );
+  // Where the association's outbound socket is, as the target sees it.
+  const outbound = await server.next();
+  await stranger.send(Buffer.from('from a stranger'), outbound.port, outbound.address);
+  await server.send(Buffer.from('from the target'), outbound.port, outbound.address);
+  await serverOtherPort.send(Buffer.from('from another port'), outbound.port, outbound.address);
+  const first = await client.next();
+  assert.equal(
+    first.payload.toString('hex'),
+    Buffer.concat([
+      hex(`0000 00 01 7f000001 ${port2(server.port)}`),
+      Buffer.from('from the target'),
+    ]).toString('hex'),
+  );
+  const second = await client.next();
+  assert.equal(
+    second.payload.toString('hex'),
+    Buffer.concat([
+      hex(`0000 00 01 7f000001 ${port2(serverOtherPort.port)}`),
+      Buffer.from('from another port'),
+    ]).toString('hex'),
+  );
+  a.control.socket.end();
+  const line = await g.waitForLog(lineOf(a));
+  assert.deepEqual(line.dropped, { foreign_reply: 1 });
+  assert.equal(line.datagrams_down, 2);
+  const why = g.logs.filter((l) => l.drop === 'foreign_reply' && l.sid === line.sid);
+  assert.equal(why.length, 1);
+  const [logged] = why;
+  assert.ok(logged);
+  assert.equal(logged.level, 20, 'logged at debug: anyone on the network can cause it');
+  assert.equal(logged.detail, `from 127.0.0.7:${stranger.port}`);
+});
+
 test('FRAG != 0 and malformed frames (RSV != 0, ATYP 2, truncated) are dropped and counted', async () => {
   const client = await peer();
   const a = await open(g.port('s'));
@@ -487,6 +528,20 @@ test('a chain of two proxies cannot carry UDP either', async () => {
   assert.ok(why);
 });
 
+test('a fallback group carries no UDP, even when its members do', async () => {
+  const client = await peer();
+  const a = await open(g.port('via-group'));
+  await client.send(
+    encodeUdpDatagram(target('127.0.0.1', dns4.port), dnsQuery(1, 'x.test')),
+    a.relay!.port,
+    '127.0.0.1',
+  );
+  const why = await g.waitForLog(
+    (l) => l.drop === 'no_udp' && l.detail === 'outbound "group" cannot carry UDP',
+  );
+  assert.ok(why);
+});
+
 test('through another junction as the upstream SOCKS5 (socks5 and socks5h)', async () => {
   for (const [inbound, to] of [
     ['via-junction', target('127.0.0.1', dns4.port)],
@@ -554,9 +609,15 @@ test(`past ${MAX_TARGETS} distinct targets, datagrams to new targets are dropped
   const a = await open(g.port('s'));
   const relayPort = a.relay!.port;
   const address = (i: number) => `127.1.${Math.floor(i / 200)}.${(i % 200) + 1}`;
+  // One server per target address: replies come from the address the client sent to.
+  const servers = await Promise.all(
+    Array.from({ length: MAX_TARGETS }, (_, i) => dnsServer(address(i))),
+  );
+  peers.push(...servers);
+  const port = (i: number) => servers[i]?.port ?? servers[0]!.port;
   for (let i = 0; i < MAX_TARGETS; i++) {
     await client.send(
-      encodeUdpDatagram(target(address(i), dnsWide.port), dnsQuery(i, 'n.test')),
+      encodeUdpDatagram(target(address(i), port(i)), dnsQuery(i, 'n.test')),
       relayPort,
       '127.0.0.1',
     );
@@ -564,13 +625,13 @@ test(`past ${MAX_TARGETS} distinct targets, datagrams to new targets are dropped
   }
   for (let i = MAX_TARGETS; i < MAX_TARGETS + 5; i++) {
     await client.send(
-      encodeUdpDatagram(target(address(i), dnsWide.port), dnsQuery(i, 'n.test')),
+      encodeUdpDatagram(target(address(i), port(i)), dnsQuery(i, 'n.test')),
       relayPort,
       '127.0.0.1',
     );
   }
   await client.send(
-    encodeUdpDatagram(target(address(0), dnsWide.port), dnsQuery(1, 'again.test')),
+    encodeUdpDatagram(target(address(0), port(0)), dnsQuery(1, 'again.test')),
     relayPort,
     '127.0.0.1',
   );
