@@ -3,7 +3,7 @@ import { createSourceAllowList } from '../policy.js';
 import { ProxyError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { hostToString } from '../target.js';
-import type { Inbound, ProtocolEnv, ProtocolHandler } from './types.js';
+import type { Accepted, Inbound, ProtocolEnv, ProtocolHandler } from './types.js';
 
 /**
  * The accept loop of one inbound: the connection cap, the source allow-list, the handshake
@@ -33,21 +33,8 @@ export function createListener(env: ProtocolEnv, handler: ProtocolHandler): Inbo
     refusedSinceLog = 0;
     live.add(socket);
     socket.once('close', () => live.delete(socket));
-    socket.setTimeout(limits.handshake_timeout, () => {
-      socket.destroy(new ProxyError('HANDSHAKE_TIMEOUT', 'handshake timed out'));
-    });
-    const ip = normaliseIp(socket.remoteAddress ?? '');
-    const source = { ip, port: socket.remotePort ?? 0 };
-    let clientLog: Logger | undefined;
-    handler.handle({
-      socket,
-      source,
-      allowed: isAllowed(ip),
-      // Created on first use: a healthy connection logs only its access line, via the session.
-      get log() {
-        return (clientLog ??= log.child({ client: `${ip}:${source.port}` }));
-      },
-    });
+    const allowed = isAllowed(normaliseIp(socket.remoteAddress ?? ''));
+    handler.handle(accept(env, socket, allowed, limits.handshake_timeout));
   });
 
   return {
@@ -74,6 +61,53 @@ export function createListener(env: ProtocolEnv, handler: ProtocolHandler): Inbo
     },
     closeConnections(reason) {
       for (const socket of live) socket.destroy(reason);
+    },
+  };
+}
+
+/**
+ * One accepted connection: its allow decision, made once before any protocol step, and its
+ * handshake deadline, one absolute timer from accept until the handler says the request is
+ * parsed, whatever arrives meanwhile (a socket idle timer would restart on every dripped byte).
+ */
+function accept(env: ProtocolEnv, socket: Socket, allowed: boolean, handshakeMs: number): Accepted {
+  const ip = normaliseIp(socket.remoteAddress ?? '');
+  const source = { ip, port: socket.remotePort ?? 0 };
+  // Created on first use: a healthy connection logs only its access line, via the session.
+  let clientLog: Logger | undefined;
+  const log = (): Logger => (clientLog ??= env.log.child({ client: `${ip}:${source.port}` }));
+  let answer: (() => void) | undefined;
+
+  const expire = (): void => {
+    const reason = new ProxyError('HANDSHAKE_TIMEOUT', 'handshake timed out');
+    if (!answer || !socket.writable) {
+      socket.destroy(reason);
+      return;
+    }
+    answer();
+    // Once the last word is flushed the connection goes, even if the client is still sending:
+    // no request may follow a deadline.
+    socket.end(() => socket.destroy(reason));
+  };
+  // handshake_timeout 0: no deadline.
+  const deadline = handshakeMs > 0 ? setTimeout(expire, handshakeMs) : undefined;
+
+  socket.once('close', () => {
+    clearTimeout(deadline);
+  });
+
+  return {
+    socket,
+    source,
+    allowed,
+    get log() {
+      return log();
+    },
+    handshakeDone() {
+      clearTimeout(deadline);
+    },
+    onHandshakeTimeout(lastWord) {
+      answer = lastWord;
     },
   };
 }

@@ -18,10 +18,22 @@ export interface Inbound {
 export interface Accepted {
   readonly socket: Socket;
   readonly source: { readonly ip: string; readonly port: number };
-  /** False when the source is not in `allow`: the handler answers "not allowed" in its protocol. */
+  /**
+   * Whether the source was in `allow` when the connection was accepted. Decided once, before the
+   * protocol's first step: a client outside it is refused in its protocol without any of its
+   * credentials being checked.
+   */
   readonly allowed: boolean;
   /** Bound to the inbound and the client address. */
   readonly log: Logger;
+  /** The request is parsed: the handshake deadline, armed at accept, stops. Later calls do nothing. */
+  handshakeDone(): void;
+  /**
+   * How the protocol answers a client whose handshake deadline passes (HTTP: 408). The answer
+   * writes its last word and ends the socket; the listener destroys it once that is flushed.
+   * Without one, the socket is destroyed at the deadline.
+   */
+  onHandshakeTimeout(answer: () => void): void;
 }
 
 /** Shared by every connection of one inbound. */

@@ -1,0 +1,345 @@
+import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import { once } from 'node:events';
+import { syncBuiltinESMExports } from 'node:module';
+import { connect, type Socket } from 'node:net';
+import { after, before, test } from 'node:test';
+import { hashPassword } from '../../src/auth.js';
+import { startGateway, type TestGateway } from '../helpers/gateway.js';
+import { rawConnect, startHttpOrigin, type HttpOrigin, type RawClient } from '../helpers/net.js';
+import { socks5Connect, socks5Request } from '../helpers/socks-client.js';
+
+/**
+ * Clients a gateway exposed on a LAN meets: strangers outside `allow` guessing passwords, clients
+ * that drip their handshake, load-balancer probes, and an operator who reloads and stops.
+ */
+
+const PASSWORD = 's3cret';
+const ALICE = { username: 'alice', password: PASSWORD };
+
+let origin: HttpOrigin;
+const sockets = new Set<Socket>();
+
+before(async () => {
+  origin = await startHttpOrigin();
+});
+
+after(async () => {
+  for (const socket of sockets) socket.destroy();
+  await origin.close();
+});
+
+const hex = (text: string): Buffer => Buffer.from(text.replace(/\s/g, ''), 'hex');
+const basic = (user: string, password: string): string =>
+  `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
+
+async function open(port: number): Promise<RawClient> {
+  const client = await rawConnect(port);
+  sockets.add(client.socket);
+  return client;
+}
+
+/** Sends `bytes` on a new connection and resolves with everything received until the close. */
+async function answerTo(port: number, bytes: Buffer | string): Promise<Buffer> {
+  const client = await open(port);
+  client.write(bytes);
+  return client.readToEnd();
+}
+
+/** RFC 1929 §2 sub-negotiation bytes. */
+function credentials(username: string, password: string): Buffer {
+  const user = Buffer.from(username);
+  const pass = Buffer.from(password);
+  return Buffer.concat([Buffer.from([0x01, user.length]), user, Buffer.from([pass.length]), pass]);
+}
+
+/** Polls a condition that settles by itself; bounded. */
+async function eventually(condition: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+}
+
+/** Resolves with the milliseconds `promise` took, or rejects once `boundMs` has passed. */
+async function timed(promise: Promise<unknown>, boundMs: number, what: string): Promise<number> {
+  const started = Date.now();
+  let timer: NodeJS.Timeout | undefined;
+  const bound = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} took more than ${boundMs}ms`)), boundMs);
+  });
+  try {
+    await Promise.race([promise, bound]);
+  } finally {
+    clearTimeout(timer);
+  }
+  return Date.now() - started;
+}
+
+async function withGateway(
+  raw: Record<string, unknown>,
+  body: (g: TestGateway) => Promise<void>,
+): Promise<void> {
+  const g = await startGateway(raw);
+  try {
+    await body(g);
+  } finally {
+    await g.stop();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// `allow` comes before anything secret
+
+/** Counts scrypt derivations in this process while `body` runs. */
+async function countScrypt(body: () => Promise<void>): Promise<number> {
+  const original = crypto.scrypt;
+  let calls = 0;
+  crypto.scrypt = ((...args: Parameters<typeof original>) => {
+    calls++;
+    original(...args);
+  }) as typeof original;
+  syncBuiltinESMExports();
+  try {
+    await body();
+  } finally {
+    crypto.scrypt = original;
+    syncBuiltinESMExports();
+  }
+  return calls;
+}
+
+test('SOCKS5 from outside `allow`: right, wrong and unknown credentials get the same bytes, and no password is checked', async () => {
+  const hashed = { username: 'carol', password_hash: await hashPassword('carol-pw') };
+  const users = [ALICE, hashed];
+  const inbound = { type: 'socks', listen: '127.0.0.1:0', auth: { users } };
+  await withGateway(
+    {
+      inbounds: [
+        { ...inbound, name: 'outside', allow: ['10.0.0.0/8'] },
+        { ...inbound, name: 'inside' },
+      ],
+    },
+    async (g) => {
+      const connectTo = socks5Request('127.0.0.1', origin.port);
+      const attempt = (user: string, password: string): Promise<Buffer> =>
+        answerTo(
+          g.port('outside'),
+          Buffer.concat([hex('05 01 02'), credentials(user, password), connectTo]),
+        );
+      let answers: Buffer[] = [];
+      const checks = await countScrypt(async () => {
+        answers = [
+          await attempt('alice', PASSWORD),
+          await attempt('alice', 'wrong'),
+          await attempt('carol', 'carol-pw'),
+          await attempt('carol', 'wrong'),
+          await attempt('mallory', PASSWORD),
+        ];
+      });
+      // Method as usual, the sub-negotiation answered without a check, the request refused 0x02.
+      const expected = '0502' + '0100' + '05020001000000000000';
+      for (const answer of answers) assert.equal(answer.toString('hex'), expected);
+      assert.equal(checks, 0, 'no scrypt derivation for a client outside allow');
+      // The same hashed user from inside allow costs a derivation: the count above is real.
+      const inside = await countScrypt(async () => {
+        const good = await socks5Connect(g.port('inside'), '127.0.0.1', origin.port, {
+          username: 'carol',
+          password: 'carol-pw',
+        });
+        assert.equal(good.reply, 0x00);
+        good.client.socket.destroy();
+      });
+      assert.ok(inside > 0, 'a client inside allow has its password checked');
+      const refused = g.sessions().filter((l) => l.result === 'NOT_ALLOWED');
+      assert.equal(refused.length, answers.length);
+      assert.ok(
+        refused.every((l) => l.user === undefined),
+        'an unchecked user name is not logged as the user',
+      );
+    },
+  );
+});
+
+test('SOCKS5 from outside `allow` is refused 0x02 for every command, UDP ASSOCIATE included', async () => {
+  await withGateway(
+    {
+      inbounds: [{ name: 'outside', type: 'socks', listen: '127.0.0.1:0', allow: ['10.0.0.0/8'] }],
+    },
+    async (g) => {
+      for (const command of [0x01, 0x02, 0x03]) {
+        const request = socks5Request('127.0.0.1', origin.port, command);
+        const answer = await answerTo(g.port(), Buffer.concat([hex('05 01 00'), request]));
+        assert.equal(answer.toString('hex'), '0500' + '05020001000000000000', `command ${command}`);
+      }
+    },
+  );
+});
+
+test('SOCKS4 from outside `allow` answers 0x5B, with auth on or off', async () => {
+  await withGateway(
+    {
+      inbounds: [
+        { name: 'plain', type: 'socks', listen: '127.0.0.1:0', allow: ['10.0.0.0/8'] },
+        {
+          name: 'auth',
+          type: 'socks',
+          listen: '127.0.0.1:0',
+          allow: ['10.0.0.0/8'],
+          auth: { users: [ALICE] },
+        },
+      ],
+    },
+    async (g) => {
+      const port = Buffer.from([origin.port >> 8, origin.port & 0xff]);
+      const request = Buffer.concat([hex('04 01'), port, hex('7f000001 616c69636500')]);
+      for (const inbound of ['plain', 'auth']) {
+        const answer = await answerTo(g.port(inbound), request);
+        assert.equal(answer.toString('hex'), '005b000000000000', inbound);
+      }
+      await eventually(() => g.sessions().length === 2, 'two session lines');
+      assert.deepEqual(
+        g.sessions().map((l) => l.result),
+        ['NOT_ALLOWED', 'NOT_ALLOWED'],
+      );
+    },
+  );
+});
+
+test('HTTP from outside `allow`: 403 before any 407, the same bytes whatever the credentials', async () => {
+  await withGateway(
+    {
+      inbounds: [
+        {
+          name: 'outside',
+          type: 'http',
+          listen: '127.0.0.1:0',
+          allow: ['10.0.0.0/8'],
+          auth: { users: [ALICE] },
+        },
+      ],
+    },
+    async (g) => {
+      const headers = [
+        '',
+        `Proxy-Authorization: ${basic('alice', PASSWORD)}\r\n`,
+        `Proxy-Authorization: ${basic('alice', 'wrong')}\r\n`,
+        `Proxy-Authorization: ${basic('mallory', PASSWORD)}\r\n`,
+      ];
+      for (const [line, requestOf] of [
+        ['GET', (h: string) => `GET ${origin.url}/tiny HTTP/1.1\r\nHost: x\r\n${h}\r\n`],
+        ['CONNECT', (h: string) => `CONNECT 127.0.0.1:${origin.port} HTTP/1.1\r\n${h}\r\n`],
+      ] as const) {
+        const answers: string[] = [];
+        for (const header of headers) {
+          const client = await open(g.port());
+          client.write(requestOf(header));
+          const head = (await client.readUntil('\r\n\r\n')).toString('latin1');
+          const length = Number(/\r\ncontent-length: *(\d+)/i.exec(head)?.[1] ?? 0);
+          const body = (await client.read(length)).toString('latin1');
+          // The Date header is the only part allowed to differ.
+          answers.push(head.replace(/\r\nDate: [^\r]*/i, '') + body);
+          client.socket.destroy();
+        }
+        assert.match(answers[0] ?? '', /^HTTP\/1\.1 403 Forbidden\r\n/, line);
+        assert.doesNotMatch(answers[0] ?? '', /Proxy-Authenticate/i, line);
+        for (const answer of answers) assert.equal(answer, answers[0], line);
+      }
+    },
+  );
+});
+
+// ---------------------------------------------------------------------------------------------
+// The handshake deadline is absolute
+
+/**
+ * Sends `bytes` one byte every `everyMs` until the gateway closes the connection; resolves with
+ * how long that took from the connect and what the gateway sent. Bounded by `boundMs`.
+ */
+async function drip(
+  port: number,
+  bytes: Buffer,
+  boundMs: number,
+  everyMs = 100,
+): Promise<{ ms: number; received: Buffer; sent: number }> {
+  const socket = connect({ port, host: '127.0.0.1' });
+  sockets.add(socket);
+  socket.on('error', () => undefined);
+  await once(socket, 'connect');
+  const started = Date.now();
+  const chunks: Buffer[] = [];
+  socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+  let sent = 0;
+  const timer = setInterval(() => {
+    if (sent < bytes.length && socket.writable) socket.write(bytes.subarray(sent, ++sent));
+  }, everyMs);
+  try {
+    await timed(
+      new Promise<void>((resolve) => {
+        socket.once('end', resolve);
+        socket.once('close', resolve);
+      }),
+      boundMs,
+      'the gateway closing a dripping client',
+    );
+  } finally {
+    clearInterval(timer);
+    socket.destroy();
+  }
+  return { ms: Date.now() - started, received: Buffer.concat(chunks), sent };
+}
+
+const HANDSHAKE_MS = 500;
+/** Timers on a loaded machine run late; the old idle timer let a drip go on for seconds. */
+const MARGIN_MS = 450;
+
+/** A SOCKS5 greeting and a request for a long name: about five seconds at 10 bytes a second. */
+const SOCKS5_DRIP = Buffer.concat([
+  hex('05 01 00'),
+  socks5Request('a-name-long-enough-to-drip-for-seconds.invalid', 80),
+]);
+const HTTP_DRIP = Buffer.from(
+  'GET http://drip.invalid/ HTTP/1.1\r\nHost: drip.invalid\r\nX-Slow: one byte at a time\r\n\r\n',
+);
+
+for (const type of ['socks', 'mixed'] as const) {
+  test(`a client dripping a SOCKS5 handshake is closed handshake_timeout after accept (${type})`, async () => {
+    await withGateway(
+      {
+        limits: { handshake_timeout: `${HANDSHAKE_MS}ms` },
+        inbounds: [{ name: 'in', type, listen: '127.0.0.1:0' }],
+      },
+      async (g) => {
+        const { ms, received, sent } = await drip(g.port(), SOCKS5_DRIP, 5000);
+        assert.ok(ms >= HANDSHAKE_MS - 50, `closed after ${ms}ms`);
+        assert.ok(ms < HANDSHAKE_MS + MARGIN_MS, `closed after ${ms}ms`);
+        assert.ok(sent < SOCKS5_DRIP.length, 'the request never completed');
+        // The greeting was answered; the request never was.
+        assert.equal(received.toString('hex'), '0500');
+        await eventually(() => g.gateway.activeConnections === 0, 'the socket released');
+      },
+    );
+  });
+}
+
+for (const type of ['http', 'mixed'] as const) {
+  test(`a client dripping an HTTP request head gets 408 or a close within handshake_timeout (${type})`, async () => {
+    await withGateway(
+      {
+        limits: { handshake_timeout: `${HANDSHAKE_MS}ms` },
+        inbounds: [{ name: 'in', type, listen: '127.0.0.1:0' }],
+      },
+      async (g) => {
+        const { ms, received, sent } = await drip(g.port(), HTTP_DRIP, 5000);
+        assert.ok(ms >= HANDSHAKE_MS - 50, `closed after ${ms}ms`);
+        assert.ok(ms < HANDSHAKE_MS + MARGIN_MS, `closed after ${ms}ms`);
+        assert.ok(sent < HTTP_DRIP.length, 'the head never completed');
+        const text = received.toString('latin1');
+        assert.ok(text === '' || text.startsWith('HTTP/1.1 408 '), text);
+        await eventually(() => g.gateway.activeConnections === 0, 'the socket released');
+        assert.equal(g.sessions().length, 0, 'no request was served');
+      },
+    );
+  });
+}
