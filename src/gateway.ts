@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { createAuthenticator } from './auth.js';
 import type { Config, InboundConfig } from './config/schema.js';
-import { ProxyError } from './errors.js';
+import { errorCode, ProxyError, toProxyError } from './errors.js';
 import { createInbound } from './inbound/index.js';
 import type { Inbound } from './inbound/types.js';
 import type { Logger } from './log.js';
@@ -27,7 +27,11 @@ export interface Gateway {
   reloadFromSource(): void;
   /** The admin endpoint's address, once started (when `admin.listen` is set). */
   readonly adminAddress: AddressInfo | undefined;
-  /** Stops accepting, waits up to `graceMs` for live sessions, then closes the rest. */
+  /**
+   * Stops accepting and closes every connection without a session at once (handshakes, probes,
+   * idle kept-alive HTTP connections), waits up to `graceMs` for live sessions, then closes the
+   * rest. Never rejects: a step that fails is logged and the next one runs.
+   */
   stop(graceMs?: number): Promise<void>;
   readonly config: Config;
   /** Client connections open now, over every inbound. */
@@ -153,18 +157,48 @@ export function createGateway(initial: Config, log: Logger, options: GatewayOpti
     reload,
     reloadFromSource,
     async stop(graceMs = config.limits.shutdown_grace) {
-      closeOutbounds(runtime.outbounds);
-      await Promise.all(inbounds.map((i) => i.close()));
-      await admin?.close();
-      admin = undefined;
-      const deadline = Date.now() + graceMs;
-      while (inbounds.some((i) => i.activeConnections > 0) && Date.now() < deadline) {
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
+      // Each step runs whatever the one before did: a failure is logged, never thrown.
+      const step = (what: string, run: () => unknown): Promise<void> => settle(log, what, run);
+      await step('closing the outbounds', () => {
+        closeOutbounds(runtime.outbounds);
+      });
+      // Stops accepting, and closes connections without a session (handshakes, idle keep-alive).
+      for (const inbound of inbounds)
+        await step(`closing inbound ${inbound.name}`, () => inbound.close());
+      await step('closing the admin endpoint', async () => {
+        await admin?.close();
+        admin = undefined;
+      });
+      await withinGrace(Promise.all(inbounds.map((i) => i.drained())), graceMs);
       const shutdown = new ProxyError('SHUTDOWN', 'gateway shutting down');
-      for (const inbound of inbounds) inbound.closeConnections(shutdown);
+      for (const inbound of inbounds) {
+        await step(`closing the connections of inbound ${inbound.name}`, () => {
+          inbound.closeConnections(shutdown);
+        });
+      }
     },
   };
+}
+
+/** Runs one step of a stop; a failure is logged with what it was, and stop goes on. */
+async function settle(log: Logger, what: string, run: () => unknown): Promise<void> {
+  try {
+    await run();
+  } catch (err) {
+    const reason = errorCode(err) ?? (err instanceof Error ? err.message : 'failed');
+    const failure = toProxyError(err, new ProxyError('INTERNAL', reason));
+    log.error({ code: failure.code, reason: failure.message }, `stop: ${what} failed`);
+  }
+}
+
+/** Resolves when `done` does or after `ms`, whichever is first, and leaves no timer behind. */
+async function withinGrace(done: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const grace = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, ms);
+  });
+  await Promise.race([done, grace]);
+  clearTimeout(timer);
 }
 
 function warnIfOpen(inbound: InboundConfig, log: Logger): void {

@@ -173,8 +173,17 @@ export function createHttpHandler(env: ProtocolEnv): ProtocolHandler {
   const headParsed = (req: IncomingMessage): void => {
     clients.get(req.socket)?.handshakeDone();
   };
-  server.on('request', headParsed);
-  server.on('checkContinue', headParsed);
+  // Once the inbound closes, a kept-alive connection ends with the response in flight instead
+  // of idling until keepAliveTimeout: shutdown waits for sessions, not for connections.
+  let closing = false;
+  const requestParsed = (req: IncomingMessage, res: ServerResponse): void => {
+    headParsed(req);
+    res.once('finish', () => {
+      if (closing) req.socket.destroySoon();
+    });
+  };
+  server.on('request', requestParsed);
+  server.on('checkContinue', requestParsed);
   server.on('connect', headParsed);
   server.on('upgrade', headParsed);
 
@@ -190,6 +199,7 @@ export function createHttpHandler(env: ProtocolEnv): ProtocolHandler {
       server.emit('connection', socket);
     },
     close() {
+      closing = true;
       // Stops the deadline check and closes idle kept-alive client connections.
       server.close();
     },

@@ -1,6 +1,6 @@
 import { createServer, type AddressInfo, type Socket } from 'node:net';
-import { createSourceAllowList } from '../policy.js';
 import { ProxyError } from '../errors.js';
+import { createSourceAllowList } from '../policy.js';
 import type { Logger } from '../log.js';
 import { hostToString } from '../target.js';
 import type { Accepted, Inbound, ProtocolEnv, ProtocolHandler } from './types.js';
@@ -10,18 +10,31 @@ import type { Accepted, Inbound, ProtocolEnv, ProtocolHandler } from './types.js
  * deadline, and the set of live client sockets (for shutdown). The protocol handler does the rest.
  */
 export function createListener(env: ProtocolEnv, handler: ProtocolHandler): Inbound {
-  const { config, log } = env;
-  const isAllowed = createSourceAllowList(config.allow);
+  const { name, listen } = env.config;
+  const { log } = env;
+  const isAllowed = createSourceAllowList(env.config.allow);
   const live = new Set<Socket>();
+  /** Accepted, request not parsed yet: nothing a shutdown has to wait for. */
+  const handshaking = new Set<Socket>();
+  let waiting: (() => void)[] = [];
   const server = createServer({ allowHalfOpen: true, noDelay: true });
   let refusedSinceLog = 0;
+
+  const release = (socket: Socket): void => {
+    live.delete(socket);
+    handshaking.delete(socket);
+    if (live.size > 0) return;
+    const resolvers = waiting;
+    waiting = [];
+    for (const resolve of resolvers) resolve();
+  };
 
   server.on('connection', (socket: Socket) => {
     // Errors before the handler attaches its own (a reset during the handshake) must not crash.
     socket.on('error', () => undefined);
     const limits = env.runtime().limits;
     if (live.size >= limits.max_connections) {
-      env.runtime().metrics.connectionRefused(config.name, 'max_connections');
+      env.runtime().metrics.connectionRefused(name, 'max_connections');
       if (refusedSinceLog++ === 0)
         log.warn(
           { max: limits.max_connections },
@@ -32,20 +45,26 @@ export function createListener(env: ProtocolEnv, handler: ProtocolHandler): Inbo
     }
     refusedSinceLog = 0;
     live.add(socket);
-    socket.once('close', () => live.delete(socket));
+    handshaking.add(socket);
+    socket.once('close', () => {
+      release(socket);
+    });
     const allowed = isAllowed(normaliseIp(socket.remoteAddress ?? ''));
-    handler.handle(accept(env, socket, allowed, limits.handshake_timeout));
+    const accepted = accept(env, socket, allowed, limits.handshake_timeout, () => {
+      handshaking.delete(socket);
+    });
+    handler.handle(accepted);
   });
 
   return {
-    name: config.name,
+    name,
     get activeConnections() {
       return live.size;
     },
     listen() {
       return new Promise<AddressInfo>((resolve, reject) => {
         server.once('error', reject);
-        server.listen({ host: hostToString(config.listen.host), port: config.listen.port }, () => {
+        server.listen({ host: hostToString(listen.host), port: listen.port }, () => {
           server.off('error', reject);
           server.on('error', (err) => log.error({ err }, 'listener error'));
           resolve(server.address() as AddressInfo);
@@ -53,11 +72,20 @@ export function createListener(env: ProtocolEnv, handler: ProtocolHandler): Inbo
       });
     },
     close() {
-      handler.close?.();
-      // server.close() stops accepting at once; its callback would wait for every live
-      // connection, which is the shutdown grace's business, not ours.
-      if (server.listening) server.close();
+      try {
+        // server.close() stops accepting at once; its callback would wait for every live
+        // connection, which is the shutdown grace's business, not ours.
+        if (server.listening) server.close();
+      } finally {
+        handler.close?.();
+        const shutdown = new ProxyError('SHUTDOWN', 'gateway shutting down');
+        for (const socket of handshaking) socket.destroy(shutdown);
+      }
       return Promise.resolve();
+    },
+    drained() {
+      if (live.size === 0) return Promise.resolve();
+      return new Promise<void>((resolve) => waiting.push(resolve));
     },
     closeConnections(reason) {
       for (const socket of live) socket.destroy(reason);
@@ -70,15 +98,23 @@ export function createListener(env: ProtocolEnv, handler: ProtocolHandler): Inbo
  * handshake deadline, one absolute timer from accept until the handler says the request is
  * parsed, whatever arrives meanwhile (a socket idle timer would restart on every dripped byte).
  */
-function accept(env: ProtocolEnv, socket: Socket, allowed: boolean, handshakeMs: number): Accepted {
+function accept(
+  env: ProtocolEnv,
+  socket: Socket,
+  allowed: boolean,
+  handshakeMs: number,
+  onHandshakeDone: () => void,
+): Accepted {
   const ip = normaliseIp(socket.remoteAddress ?? '');
   const source = { ip, port: socket.remotePort ?? 0 };
   // Created on first use: a healthy connection logs only its access line, via the session.
   let clientLog: Logger | undefined;
   const log = (): Logger => (clientLog ??= env.log.child({ client: `${ip}:${source.port}` }));
   let answer: (() => void) | undefined;
+  let expired = false;
 
   const expire = (): void => {
+    expired = true;
     const reason = new ProxyError('HANDSHAKE_TIMEOUT', 'handshake timed out');
     if (!answer || !socket.writable) {
       socket.destroy(reason);
@@ -94,6 +130,9 @@ function accept(env: ProtocolEnv, socket: Socket, allowed: boolean, handshakeMs:
 
   socket.once('close', () => {
     clearTimeout(deadline);
+    // Every load balancer's TCP health check connects and closes without a byte: no session, and
+    // nothing worth more than a debug line.
+    if (socket.bytesRead === 0 && !expired) log().debug('closed before sending a byte');
   });
 
   return {
@@ -105,6 +144,7 @@ function accept(env: ProtocolEnv, socket: Socket, allowed: boolean, handshakeMs:
     },
     handshakeDone() {
       clearTimeout(deadline);
+      onHandshakeDone();
     },
     onHandshakeTimeout(lastWord) {
       answer = lastWord;

@@ -25,6 +25,11 @@ export function createSocksHandler(env: ProtocolEnv, versions: SocksVersions): P
   async function serve(accepted: Accepted): Promise<void> {
     const { socket } = accepted;
     const first = await readMessage(socket, peekVersion, 1);
+    if (first.kind === 'closed' && !first.timedOut && socket.bytesRead === 0) {
+      // A probe: connected and closed without a byte. The listener logs it at debug.
+      await closeWith(socket);
+      return;
+    }
     const version = first.kind === 'ok' ? first.value : undefined;
     if (version === SOCKS5_VERSION) {
       await serveSocks5(env, accepted, { enabled: versions.socks5, associate });

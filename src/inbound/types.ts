@@ -7,8 +7,13 @@ import type { Runtime } from '../session.js';
 export interface Inbound {
   readonly name: string;
   listen(): Promise<AddressInfo>;
-  /** Stops accepting. Live connections are ended by `closeConnections`. */
+  /**
+   * Stops accepting and closes every connection that has no session in progress: those still in
+   * their handshake, and kept-alive HTTP connections between requests.
+   */
   close(): Promise<void>;
+  /** Resolves once no client connection is left. */
+  drained(): Promise<void>;
   /** Destroys every live client connection with the given reason. */
   closeConnections(reason: Error): void;
   readonly activeConnections: number;
@@ -50,6 +55,7 @@ export interface ProtocolEnv {
 /** Speaks one protocol on an accepted connection; owns the socket until it closes. */
 export interface ProtocolHandler {
   handle(accepted: Accepted): void;
+  /** The inbound stops: close what is idle, and end the rest once their sessions are over. */
   close?(): void;
 }
 

@@ -2,11 +2,17 @@ import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import { once } from 'node:events';
 import { syncBuiltinESMExports } from 'node:module';
-import { connect, type Socket } from 'node:net';
+import { connect, Server, type Socket } from 'node:net';
 import { after, before, test } from 'node:test';
 import { hashPassword } from '../../src/auth.js';
-import { startGateway, type TestGateway } from '../helpers/gateway.js';
-import { rawConnect, startHttpOrigin, type HttpOrigin, type RawClient } from '../helpers/net.js';
+import { startGateway, type LogLine, type TestGateway } from '../helpers/gateway.js';
+import {
+  rawConnect,
+  startHttpOrigin,
+  startTcpServer,
+  type HttpOrigin,
+  type RawClient,
+} from '../helpers/net.js';
 import { socks5Connect, socks5Request } from '../helpers/socks-client.js';
 
 /**
@@ -88,6 +94,9 @@ async function withGateway(
     await g.stop();
   }
 }
+
+const infoLinesOf = (g: TestGateway, client: string): LogLine[] =>
+  g.logs.filter((l) => l.client === client && typeof l.level === 'number' && l.level >= 30);
 
 // ---------------------------------------------------------------------------------------------
 // `allow` comes before anything secret
@@ -343,3 +352,109 @@ for (const type of ['http', 'mixed'] as const) {
     );
   });
 }
+
+// ---------------------------------------------------------------------------------------------
+// A probe is not a session
+
+for (const type of ['socks', 'http', 'mixed'] as const) {
+  test(`a probe (connect, then close without a byte) is closed at once and logs no info line (${type})`, async () => {
+    await withGateway(
+      {
+        limits: { handshake_timeout: '10s' },
+        inbounds: [{ name: 'in', type, listen: '127.0.0.1:0' }],
+      },
+      async (g) => {
+        const probe = connect({ port: g.port(), host: '127.0.0.1' });
+        sockets.add(probe);
+        probe.on('error', () => undefined);
+        await once(probe, 'connect');
+        const client = `127.0.0.1:${probe.localPort}`;
+        await eventually(() => g.gateway.activeConnections === 1, 'the probe accepted');
+        const closed = once(probe, 'close');
+        probe.end();
+        await timed(closed, 2000, 'the gateway closing the probe');
+        await eventually(() => g.gateway.activeConnections === 0, 'the probe released', 2000);
+        // A debug line at most, from the listener, once the socket is gone.
+        await g.waitForLog((l) => l.client === client && l.msg === 'closed before sending a byte');
+        assert.deepEqual(infoLinesOf(g, client), []);
+        assert.equal(g.sessions().length, 0);
+      },
+    );
+  });
+}
+
+const HELD_BODY = 'held response\n';
+
+test('stop with a long shutdown_grace returns at once when only probes and idle kept-alive clients remain, and ends a response in flight with its connection', async () => {
+  // Answers /held only when released, so a request is in flight while the gateway stops.
+  let release: () => void = () => undefined;
+  const released = new Promise<void>((resolve) => (release = resolve));
+  const held = await startTcpServer((socket) => {
+    socket.once('data', () => {
+      void released.then(() => {
+        socket.write(`HTTP/1.1 200 OK\r\nContent-Length: ${HELD_BODY.length}\r\n\r\n${HELD_BODY}`);
+      });
+    });
+  });
+  const g = await startGateway({
+    limits: { shutdown_grace: '30s', handshake_timeout: '30s' },
+    inbounds: [
+      { name: 'h', type: 'http', listen: '127.0.0.1:0' },
+      { name: 's', type: 'socks', listen: '127.0.0.1:0' },
+      { name: 'm', type: 'mixed', listen: '127.0.0.1:0' },
+    ],
+  });
+  try {
+    // A silent connection on each inbound (a probe that has not closed yet).
+    for (const name of ['h', 's', 'm']) await open(g.port(name));
+    // An idle kept-alive client on each HTTP-speaking inbound.
+    for (const name of ['h', 'm']) {
+      const idle = await open(g.port(name));
+      idle.write(`GET ${origin.url}/tiny HTTP/1.1\r\nHost: x\r\n\r\n`);
+      assert.match((await idle.readUntil('ok\n')).toString('latin1'), /^HTTP\/1\.1 200 /);
+    }
+    // A request whose response is still on its way.
+    const busy = await open(g.port('h'));
+    busy.write(`GET http://127.0.0.1:${held.port}/held HTTP/1.1\r\nHost: x\r\n\r\n`);
+    await eventually(() => held.sockets.length === 1, 'the held request at the origin');
+    await eventually(() => g.gateway.activeConnections === 6, 'six client connections');
+
+    const stopped = g.gateway.stop();
+    // Everything but the request in flight is closed at once.
+    await eventually(() => g.gateway.activeConnections === 1, 'only the busy client left', 2000);
+    release();
+    const answer = (await busy.readToEnd(2000)).toString('latin1');
+    assert.match(answer, /^HTTP\/1\.1 200 OK\r\n/);
+    assert.ok(answer.endsWith(HELD_BODY), answer);
+    const ms = await timed(stopped, 3000, 'stop');
+    assert.ok(ms < 1000, `stop took ${ms}ms after the last response`);
+    assert.equal(g.gateway.activeConnections, 0);
+  } finally {
+    release();
+    await g.stop();
+    await held.close();
+  }
+});
+
+// ---------------------------------------------------------------------------------------------
+// stop() cannot reject
+
+test('stop resolves, and logs, when closing an inbound or the admin endpoint fails', async () => {
+  const g = await startGateway({
+    admin: { listen: '127.0.0.1:0' },
+    inbounds: [{ name: 's', type: 'socks', listen: '127.0.0.1:0' }],
+  });
+  // eslint-disable-next-line @typescript-eslint/unbound-method -- put back below, never called
+  const close = Server.prototype.close;
+  Server.prototype.close = function failingClose(): never {
+    throw new Error('close failed');
+  };
+  try {
+    await timed(g.gateway.stop(0), 3000, 'stop');
+  } finally {
+    Server.prototype.close = close;
+  }
+  const failures = g.logs.filter((l) => l.level === 50);
+  assert.ok(failures.length >= 2, JSON.stringify(g.logs.slice(-5)));
+  await g.stop();
+});
