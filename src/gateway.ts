@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
-import { createAuthenticator } from './auth.js';
 import type { Config, InboundConfig } from './config/schema.js';
 import { errorCode, ProxyError, toProxyError } from './errors.js';
-import { createInbound } from './inbound/index.js';
-import type { Inbound } from './inbound/types.js';
+import { createInboundAccess } from './inbound/access.js';
+import { createInbound, type ReloadableInbound } from './inbound/index.js';
+import { planInboundReload } from './inbound/reload.js';
 import type { Logger } from './log.js';
 import { closeOutbounds, createOutbounds } from './outbound/index.js';
 import { createUdpOutbounds } from './outbound/udp-index.js';
@@ -18,7 +18,11 @@ import { formatTarget } from './target.js';
 export interface Gateway {
   /** Starts every inbound; resolves with the addresses actually bound (port 0 → a free port). */
   start(): Promise<ReadonlyMap<string, AddressInfo>>;
-  /** New sessions use the new configuration; live ones keep theirs. Inbound listeners are kept. */
+  /**
+   * New sessions use the new configuration (rules, outbounds, limits, and each inbound's users,
+   * `allow` and UDP settings); live ones keep theirs. Listeners are kept: what a reload cannot
+   * change (an inbound added, removed, retyped or moved, the admin address) is a warning.
+   */
   reload(config: Config): void;
   /**
    * Reloads from the source given at creation (SIGHUP, POST /reload); throws, and keeps the
@@ -73,10 +77,8 @@ export function createGateway(initial: Config, log: Logger, options: GatewayOpti
   let sequence = 0;
   const nextId = (): string => `${idPrefix}-${(++sequence).toString(36)}`;
 
-  const inbounds: Inbound[] = config.inbounds.map((inboundConfig) =>
-    createInbound({
-      config: inboundConfig,
-      auth: inboundConfig.auth ? createAuthenticator(inboundConfig.auth.users) : undefined,
+  const inbounds: ReloadableInbound[] = config.inbounds.map((inboundConfig) =>
+    createInbound(createInboundAccess(inboundConfig), {
       log: log.child({ inbound: inboundConfig.name }),
       runtime: () => runtime,
       nextId,
@@ -86,12 +88,29 @@ export function createGateway(initial: Config, log: Logger, options: GatewayOpti
   metrics.observeConnections(() => new Map(inbounds.map((i) => [i.name, i.activeConnections])));
 
   const reload = (next: Config): void => {
+    // Everything is built before anything is swapped: a throw refuses the whole reload.
+    const plan = planInboundReload(initial.inbounds, next.inbounds);
     const nextRuntime = buildRuntime(next, metrics, log);
     const previous = runtime;
     config = next;
     runtime = nextRuntime;
+    for (const inbound of inbounds) {
+      const access = plan.access.get(inbound.name);
+      if (!access) continue;
+      inbound.reconfigure(access);
+      warnIfOpen(access.config, log);
+    }
     // Live sessions keep their connected streams; only the old health checkers stop.
     closeOutbounds(previous.outbounds);
+    for (const { inbound, message, detail } of plan.warnings)
+      log.warn({ inbound, ...detail }, message);
+    const adminAt = (c: Config): string => (c.admin ? formatTarget(c.admin.listen) : 'none');
+    if (adminAt(next) !== adminAt(initial)) {
+      log.warn(
+        { admin: adminAt(initial), configured: adminAt(next) },
+        'a reload cannot move the admin endpoint: it stays where it is until a restart',
+      );
+    }
     log.info(
       { rules: next.rules.length, outbounds: next.outbounds.length },
       'configuration reloaded',

@@ -1,6 +1,5 @@
 import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { ProxyError } from '../errors.js';
-import { createSourceAllowList } from '../policy.js';
 import type { Logger } from '../log.js';
 import { hostToString } from '../target.js';
 import type { Accepted, Inbound, ProtocolEnv, ProtocolHandler } from './types.js';
@@ -10,9 +9,9 @@ import type { Accepted, Inbound, ProtocolEnv, ProtocolHandler } from './types.js
  * deadline, and the set of live client sockets (for shutdown). The protocol handler does the rest.
  */
 export function createListener(env: ProtocolEnv, handler: ProtocolHandler): Inbound {
+  // A reload never changes these two (reload.ts).
   const { name, listen } = env.config;
   const { log } = env;
-  const isAllowed = createSourceAllowList(env.config.allow);
   const live = new Set<Socket>();
   /** Accepted, request not parsed yet: nothing a shutdown has to wait for. */
   const handshaking = new Set<Socket>();
@@ -49,8 +48,7 @@ export function createListener(env: ProtocolEnv, handler: ProtocolHandler): Inbo
     socket.once('close', () => {
       release(socket);
     });
-    const allowed = isAllowed(normaliseIp(socket.remoteAddress ?? ''));
-    const accepted = accept(env, socket, allowed, limits.handshake_timeout, () => {
+    const accepted = accept(env, socket, limits.handshake_timeout, () => {
       handshaking.delete(socket);
     });
     handler.handle(accepted);
@@ -101,7 +99,6 @@ export function createListener(env: ProtocolEnv, handler: ProtocolHandler): Inbo
 function accept(
   env: ProtocolEnv,
   socket: Socket,
-  allowed: boolean,
   handshakeMs: number,
   onHandshakeDone: () => void,
 ): Accepted {
@@ -138,7 +135,7 @@ function accept(
   return {
     socket,
     source,
-    allowed,
+    allowed: env.allows(ip),
     get log() {
       return log();
     },

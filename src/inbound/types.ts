@@ -43,8 +43,15 @@ export interface Accepted {
 
 /** Shared by every connection of one inbound. */
 export interface ProtocolEnv {
+  /**
+   * The inbound's entry in the current configuration: a reload replaces it for new connections
+   * and sessions (its name, type and listen address stay as they were at start).
+   */
   readonly config: InboundConfig;
+  /** Its users in the current configuration; undefined when it has no `auth`. */
   readonly auth: Authenticator | undefined;
+  /** Whether a client address is in the current `allow` list (everyone when there is none). */
+  allows(ip: string): boolean;
   readonly log: Logger;
   /** The configuration generation for a session starting now. */
   runtime(): Runtime;

@@ -5,7 +5,7 @@ import { syncBuiltinESMExports } from 'node:module';
 import { connect, Server, type Socket } from 'node:net';
 import { after, before, test } from 'node:test';
 import { hashPassword } from '../../src/auth.js';
-import { startGateway, type LogLine, type TestGateway } from '../helpers/gateway.js';
+import { configFrom, startGateway, type LogLine, type TestGateway } from '../helpers/gateway.js';
 import {
   rawConnect,
   startHttpOrigin,
@@ -22,6 +22,7 @@ import { socks5Connect, socks5Request } from '../helpers/socks-client.js';
 
 const PASSWORD = 's3cret';
 const ALICE = { username: 'alice', password: PASSWORD };
+const BOB = { username: 'bob', password: 'b0b-password' };
 
 let origin: HttpOrigin;
 const sockets = new Set<Socket>();
@@ -434,6 +435,103 @@ test('stop with a long shutdown_grace returns at once when only probes and idle 
     await g.stop();
     await held.close();
   }
+});
+
+// ---------------------------------------------------------------------------------------------
+// Reload revokes
+
+test('a reload removing a user refuses that user from the next session on, in SOCKS5 and HTTP', async () => {
+  const inbounds = (users: readonly object[]) => [
+    { name: 's', type: 'socks', listen: '127.0.0.1:0', auth: { users } },
+    { name: 'h', type: 'http', listen: '127.0.0.1:0', auth: { users } },
+  ];
+  await withGateway({ inbounds: inbounds([ALICE, BOB]) }, async (g) => {
+    const get = (user: { username: string; password: string }) =>
+      `GET ${origin.url}/tiny HTTP/1.1\r\nHost: x\r\nProxy-Authorization: ${basic(user.username, user.password)}\r\n\r\n`;
+    const status = async (request: string): Promise<string> => {
+      const client = await open(g.port('h'));
+      client.write(request);
+      const head = (await client.readUntil('\r\n')).toString('latin1');
+      client.socket.destroy();
+      return head.slice(9, 12);
+    };
+    const before = await socks5Connect(g.port('s'), '127.0.0.1', origin.port, BOB);
+    assert.equal(before.reply, 0x00);
+    // A kept-alive HTTP client of bob's, authenticated before the reload.
+    const kept = await open(g.port('h'));
+    kept.write(get(BOB));
+    assert.match((await kept.readUntil('ok\n')).toString('latin1'), /^HTTP\/1\.1 200 /);
+
+    g.gateway.reload(configFrom({ inbounds: inbounds([ALICE]) }));
+
+    const refused = await socks5Connect(g.port('s'), '127.0.0.1', origin.port, BOB);
+    assert.equal(refused.replyBytes.toString('hex'), '0101');
+    assert.equal(await status(get(BOB)), '407');
+    // The next request on bob's kept-alive connection is a new session: refused too.
+    kept.write(get(BOB));
+    assert.match((await kept.readUntil('\r\n')).toString('latin1'), /^HTTP\/1\.1 407 /);
+    // Alice is unaffected, and bob's session from before the reload goes on.
+    const alice = await socks5Connect(g.port('s'), '127.0.0.1', origin.port, ALICE);
+    assert.equal(alice.reply, 0x00);
+    assert.equal(await status(get(ALICE)), '200');
+    before.client.write(`GET /tiny HTTP/1.1\r\nHost: x\r\n\r\n`);
+    assert.match((await before.client.readUntil('ok\n')).toString('latin1'), /^HTTP\/1\.1 200 /);
+    for (const c of [before, alice, refused]) c.client.socket.destroy();
+  });
+});
+
+test('a reload changing `allow` applies to the next connection', async () => {
+  const inbounds = (allow?: string[]) => [
+    { name: 's', type: 'socks', listen: '127.0.0.1:0', ...(allow && { allow }) },
+    { name: 'h', type: 'http', listen: '127.0.0.1:0', ...(allow && { allow }) },
+  ];
+  await withGateway({ inbounds: inbounds() }, async (g) => {
+    const first = await socks5Connect(g.port('s'), '127.0.0.1', origin.port);
+    assert.equal(first.reply, 0x00);
+    g.gateway.reload(configFrom({ inbounds: inbounds(['10.0.0.0/8']) }));
+    const socks = await socks5Connect(g.port('s'), '127.0.0.1', origin.port);
+    assert.equal(socks.reply, 0x02);
+    const http = await answerTo(g.port('h'), `GET ${origin.url}/tiny HTTP/1.1\r\nHost: x\r\n\r\n`);
+    assert.match(http.toString('latin1'), /^HTTP\/1\.1 403 /);
+    g.gateway.reload(configFrom({ inbounds: inbounds(['127.0.0.0/8']) }));
+    const again = await socks5Connect(g.port('s'), '127.0.0.1', origin.port);
+    assert.equal(again.reply, 0x00);
+    for (const c of [first, socks, again]) c.client.socket.destroy();
+  });
+});
+
+test('what a reload cannot change is logged as a warning naming it, and the listener is kept', async () => {
+  const s = { name: 's', type: 'socks', listen: '127.0.0.1:0' };
+  const h = { name: 'h', type: 'http', listen: '127.0.0.1:0' };
+  await withGateway({ inbounds: [s, h] }, async (g) => {
+    g.gateway.reload(
+      configFrom({
+        inbounds: [
+          { ...s, listen: '127.0.0.1:1' },
+          { ...h, type: 'mixed', auth: { users: [ALICE] } },
+          { name: 'new', type: 'socks', listen: '127.0.0.1:0' },
+        ],
+      }),
+    );
+    const warnings = g.logs.filter((l) => l.level === 40);
+    const about = (name: string) => warnings.filter((l) => l.inbound === name);
+    assert.equal(about('s').length, 1, JSON.stringify(warnings));
+    assert.match(String(about('s')[0]?.msg), /listen/);
+    assert.equal(about('h').length, 1, JSON.stringify(warnings));
+    assert.match(String(about('h')[0]?.msg), /type/);
+    assert.equal(about('new').length, 1, JSON.stringify(warnings));
+    // The listeners are where they were; what could change (h's users) did.
+    const kept = await socks5Connect(g.port('s'), '127.0.0.1', origin.port);
+    assert.equal(kept.reply, 0x00);
+    kept.client.socket.destroy();
+    const client = await open(g.port('h'));
+    client.write(`GET ${origin.url}/tiny HTTP/1.1\r\nHost: x\r\n\r\n`);
+    assert.match((await client.readUntil('\r\n')).toString('latin1'), /^HTTP\/1\.1 407 /);
+    // An inbound missing from the new configuration keeps running, with a warning.
+    g.gateway.reload(configFrom({ inbounds: [s] }));
+    const removed = g.logs.filter((l) => l.level === 40 && l.inbound === 'h');
+    assert.equal(removed.length, 2, JSON.stringify(removed));
+  });
 });
 
 // ---------------------------------------------------------------------------------------------
