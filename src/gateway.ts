@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
-import { createAuthenticator } from './auth.js';
 import type { Config, InboundConfig } from './config/schema.js';
-import { ProxyError } from './errors.js';
-import { createInbound } from './inbound/index.js';
-import type { Inbound } from './inbound/types.js';
+import { errorCode, ProxyError, toProxyError } from './errors.js';
+import { createInboundAccess } from './inbound/access.js';
+import { createInbound, type ReloadableInbound } from './inbound/index.js';
+import { planInboundReload } from './inbound/reload.js';
 import type { Logger } from './log.js';
 import { closeOutbounds, createOutbounds } from './outbound/index.js';
 import { createDestinationPolicy } from './policy.js';
@@ -18,7 +18,11 @@ import { formatTarget } from './target.js';
 export interface Gateway {
   /** Starts every inbound; resolves with the addresses actually bound (port 0 → a free port). */
   start(): Promise<ReadonlyMap<string, AddressInfo>>;
-  /** New sessions use the new configuration; live ones keep theirs. Inbound listeners are kept. */
+  /**
+   * New sessions use the new configuration (rules, outbounds, limits, and each inbound's users,
+   * `allow` and UDP settings); live ones keep theirs. Listeners are kept: what a reload cannot
+   * change (an inbound added, removed, retyped or moved, the admin address) is a warning.
+   */
   reload(config: Config): void;
   /**
    * Reloads from the source given at creation (SIGHUP, POST /reload); throws, and keeps the
@@ -27,7 +31,11 @@ export interface Gateway {
   reloadFromSource(): void;
   /** The admin endpoint's address, once started (when `admin.listen` is set). */
   readonly adminAddress: AddressInfo | undefined;
-  /** Stops accepting, waits up to `graceMs` for live sessions, then closes the rest. */
+  /**
+   * Stops accepting and closes every connection without a session at once (handshakes, probes,
+   * idle kept-alive HTTP connections), waits up to `graceMs` for live sessions, then closes the
+   * rest. Never rejects: a step that fails is logged and the next one runs.
+   */
   stop(graceMs?: number): Promise<void>;
   readonly config: Config;
   /** Client connections open now, over every inbound. */
@@ -71,10 +79,8 @@ export function createGateway(initial: Config, log: Logger, options: GatewayOpti
   let sequence = 0;
   const nextId = (): string => `${idPrefix}-${(++sequence).toString(36)}`;
 
-  const inbounds: Inbound[] = config.inbounds.map((inboundConfig) =>
-    createInbound({
-      config: inboundConfig,
-      auth: inboundConfig.auth ? createAuthenticator(inboundConfig.auth.users) : undefined,
+  const inbounds: ReloadableInbound[] = config.inbounds.map((inboundConfig) =>
+    createInbound(createInboundAccess(inboundConfig), {
       log: log.child({ inbound: inboundConfig.name }),
       runtime: () => runtime,
       nextId,
@@ -84,12 +90,29 @@ export function createGateway(initial: Config, log: Logger, options: GatewayOpti
   metrics.observeConnections(() => new Map(inbounds.map((i) => [i.name, i.activeConnections])));
 
   const reload = (next: Config): void => {
+    // Everything is built before anything is swapped: a throw refuses the whole reload.
+    const plan = planInboundReload(initial.inbounds, next.inbounds);
     const nextRuntime = buildRuntime(next, metrics, log, self);
     const previous = runtime;
     config = next;
     runtime = nextRuntime;
+    for (const inbound of inbounds) {
+      const access = plan.access.get(inbound.name);
+      if (!access) continue;
+      inbound.reconfigure(access);
+      warnIfOpen(access.config, log);
+    }
     // Live sessions keep their connected streams; only the old health checkers stop.
     closeOutbounds(previous.outbounds);
+    for (const { inbound, message, detail } of plan.warnings)
+      log.warn({ inbound, ...detail }, message);
+    const adminAt = (c: Config): string => (c.admin ? formatTarget(c.admin.listen) : 'none');
+    if (adminAt(next) !== adminAt(initial)) {
+      log.warn(
+        { admin: adminAt(initial), configured: adminAt(next) },
+        'a reload cannot move the admin endpoint: it stays where it is until a restart',
+      );
+    }
     log.info(
       { rules: next.rules.length, outbounds: next.outbounds.length },
       'configuration reloaded',
@@ -156,18 +179,48 @@ export function createGateway(initial: Config, log: Logger, options: GatewayOpti
     reload,
     reloadFromSource,
     async stop(graceMs = config.limits.shutdown_grace) {
-      closeOutbounds(runtime.outbounds);
-      await Promise.all(inbounds.map((i) => i.close()));
-      await admin?.close();
-      admin = undefined;
-      const deadline = Date.now() + graceMs;
-      while (inbounds.some((i) => i.activeConnections > 0) && Date.now() < deadline) {
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
+      // Each step runs whatever the one before did: a failure is logged, never thrown.
+      const step = (what: string, run: () => unknown): Promise<void> => settle(log, what, run);
+      await step('closing the outbounds', () => {
+        closeOutbounds(runtime.outbounds);
+      });
+      // Stops accepting, and closes connections without a session (handshakes, idle keep-alive).
+      for (const inbound of inbounds)
+        await step(`closing inbound ${inbound.name}`, () => inbound.close());
+      await step('closing the admin endpoint', async () => {
+        await admin?.close();
+        admin = undefined;
+      });
+      await withinGrace(Promise.all(inbounds.map((i) => i.drained())), graceMs);
       const shutdown = new ProxyError('SHUTDOWN', 'gateway shutting down');
-      for (const inbound of inbounds) inbound.closeConnections(shutdown);
+      for (const inbound of inbounds) {
+        await step(`closing the connections of inbound ${inbound.name}`, () => {
+          inbound.closeConnections(shutdown);
+        });
+      }
     },
   };
+}
+
+/** Runs one step of a stop; a failure is logged with what it was, and stop goes on. */
+async function settle(log: Logger, what: string, run: () => unknown): Promise<void> {
+  try {
+    await run();
+  } catch (err) {
+    const reason = errorCode(err) ?? (err instanceof Error ? err.message : 'failed');
+    const failure = toProxyError(err, new ProxyError('INTERNAL', reason));
+    log.error({ code: failure.code, reason: failure.message }, `stop: ${what} failed`);
+  }
+}
+
+/** Resolves when `done` does or after `ms`, whichever is first, and leaves no timer behind. */
+async function withinGrace(done: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const grace = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, ms);
+  });
+  await Promise.race([done, grace]);
+  clearTimeout(timer);
 }
 
 function warnIfOpen(inbound: InboundConfig, log: Logger): void {

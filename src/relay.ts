@@ -43,8 +43,6 @@ export function relay(client: Socket, upstream: TimedStream, idleMs: number): Pr
         : new ProxyError('UPSTREAM_FAILED', `upstream: ${describe(err)}`),
     );
   });
-  // Handshake deadlines (ours, node:http's) are over: the idle timer is the only one now.
-  client.removeAllListeners('timeout');
   if (idleMs > 0) {
     // A socket's timer counts its own reads and writes, and every relayed byte is read on one of
     // the two and written on the other, so a timer firing means no bytes either way.

@@ -27,8 +27,6 @@ export interface SessionContext {
   readonly runtime: Runtime;
   /** The inbound's logger (bound to the inbound's name, not to a client). */
   readonly log: Logger;
-  /** False when the client's address is not in the inbound's `allow` list. */
-  readonly clientAllowed: boolean;
 }
 
 export interface Finish {
@@ -111,7 +109,6 @@ export function startSession(context: SessionContext, info: SessionInfo, client:
     },
     limits: runtime.limits,
     async connect(purpose = 'tunnel') {
-      if (!context.clientAllowed) throw new ProxyError('NOT_ALLOWED', 'client address not allowed');
       const controller = new AbortController();
       const onClientGone = (): void => {
         controller.abort(

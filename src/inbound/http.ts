@@ -23,7 +23,11 @@ import type { Accepted, ProtocolEnv, ProtocolHandler } from './types.js';
  * proxy connections for minutes; 60 s reuses them across page loads without hoarding sockets.
  */
 const KEEP_ALIVE_MS = 60_000;
-/** How often node:http looks for requests whose head is late (the handshake deadline). */
+/**
+ * How often node:http looks for request heads that are late. The first head of a connection is
+ * bounded by the listener's handshake deadline; this bounds each later one on a kept-alive
+ * connection (headersTimeout).
+ */
 const DEADLINE_CHECK_MS = 1_000;
 const CHALLENGE = ['Proxy-Authenticate', 'Basic realm="junction"'];
 /** node:http parse errors that have a more precise answer than 400. */
@@ -78,8 +82,7 @@ export function createHttpHandler(env: ProtocolEnv): ProtocolHandler {
         user,
         target,
       };
-      const context = { runtime: env.runtime(), log: env.log, clientAllowed: client.allowed };
-      session = startSession(context, info, client.socket);
+      session = startSession({ runtime: env.runtime(), log: env.log }, info, client.socket);
       if (!(verdict instanceof ProxyError)) return proceed(session);
       refuse(verdict);
       session.fail(verdict);
@@ -145,34 +148,58 @@ export function createHttpHandler(env: ProtocolEnv): ProtocolHandler {
     );
   });
 
-  server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+  /** Answers a request head that cannot be served: a parse error, or a deadline passed. */
+  const answerBadHead = (socket: Socket, code: string | undefined): void => {
     // node:http reports every later chunk of a broken stream too: answer once, then linger.
     if (answered.has(socket)) return;
-    if (err.code === 'ECONNRESET' || !socket.writable || responding.has(socket)) {
+    if (code === 'ECONNRESET' || !socket.writable || responding.has(socket)) {
       socket.destroy();
       return;
     }
     answered.add(socket);
-    const [status, what] = PARSE_ERRORS.get(err.code ?? '') ?? [
+    const [status, what] = PARSE_ERRORS.get(code ?? '') ?? [
       400,
-      `malformed request (${err.code ?? 'parse error'})`,
+      `malformed request (${code ?? 'parse error'})`,
     ];
-    clients.get(socket)?.log.debug({ code: err.code }, `http: ${what}`);
+    clients.get(socket)?.log.debug({ code }, `http: ${what}`);
     replyAndClose(socket, status, statusText(status, what));
+  };
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+    answerBadHead(socket, err.code);
   });
+
+  // The first request head parsed ends the listener's handshake deadline; node:http's
+  // headersTimeout bounds each later one on a kept-alive connection.
+  const headParsed = (req: IncomingMessage): void => {
+    clients.get(req.socket)?.handshakeDone();
+  };
+  // Once the inbound closes, a kept-alive connection ends with the response in flight instead
+  // of idling until keepAliveTimeout: shutdown waits for sessions, not for connections.
+  let closing = false;
+  const requestParsed = (req: IncomingMessage, res: ServerResponse): void => {
+    headParsed(req);
+    res.once('finish', () => {
+      if (closing) req.socket.destroySoon();
+    });
+  };
+  server.on('request', requestParsed);
+  server.on('checkContinue', requestParsed);
+  server.on('connect', headParsed);
+  server.on('upgrade', headParsed);
 
   return {
     handle(client) {
       const { socket } = client;
-      // The listener's handshake deadline gives way to node:http's headersTimeout, which also
-      // bounds each later request head on a kept-alive connection.
-      socket.setTimeout(0);
-      socket.removeAllListeners('timeout');
+      // The listener's deadline is answered like node:http's own headersTimeout.
+      client.onHandshakeTimeout(() => {
+        answerBadHead(socket, 'ERR_HTTP_REQUEST_TIMEOUT');
+      });
       server.headersTimeout = env.runtime().limits.handshake_timeout;
       clients.set(socket, client);
       server.emit('connection', socket);
     },
     close() {
+      closing = true;
       // Stops the deadline check and closes idle kept-alive client connections.
       server.close();
     },

@@ -1,4 +1,7 @@
 import type { InboundType } from '../config/schema.js';
+import type { Logger } from '../log.js';
+import type { Runtime } from '../session.js';
+import type { InboundAccess } from './access.js';
 import { createHttpHandler } from './http.js';
 import { createListener } from './listener.js';
 import { createMixedHandler } from './mixed.js';
@@ -17,6 +20,41 @@ const PROTOCOLS = {
     ),
 } satisfies Record<InboundType, ProtocolFactory>;
 
-export function createInbound(env: ProtocolEnv): Inbound {
-  return createListener(env, PROTOCOLS[env.config.type](env));
+/** What every inbound of a gateway shares. */
+export interface InboundContext {
+  /** Bound to the inbound's name. */
+  readonly log: Logger;
+  runtime(): Runtime;
+  nextId(): string;
+}
+
+/** A running inbound whose users and allow list a reload can replace. */
+export interface ReloadableInbound extends Inbound {
+  /**
+   * New connections and sessions use `access` from now on; live ones keep what they were
+   * checked against. Its name, type and listen address must be those the inbound started with.
+   */
+  reconfigure(access: InboundAccess): void;
+}
+
+export function createInbound(initial: InboundAccess, context: InboundContext): ReloadableInbound {
+  let access = initial;
+  const env: ProtocolEnv = {
+    get config() {
+      return access.config;
+    },
+    get auth() {
+      return access.auth;
+    },
+    allows: (ip) => access.allows(ip),
+    log: context.log,
+    runtime: () => context.runtime(),
+    nextId: () => context.nextId(),
+  };
+  const listener = createListener(env, PROTOCOLS[initial.config.type](env));
+  return Object.assign(listener, {
+    reconfigure(next: InboundAccess) {
+      access = next;
+    },
+  });
 }

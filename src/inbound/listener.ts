@@ -1,27 +1,39 @@
 import { createServer, type AddressInfo, type Socket } from 'node:net';
-import { createSourceAllowList } from '../policy.js';
 import { ProxyError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { hostToString } from '../target.js';
-import type { Inbound, ProtocolEnv, ProtocolHandler } from './types.js';
+import type { Accepted, Inbound, ProtocolEnv, ProtocolHandler } from './types.js';
 
 /**
  * The accept loop of one inbound: the connection cap, the source allow-list, the handshake
  * deadline, and the set of live client sockets (for shutdown). The protocol handler does the rest.
  */
 export function createListener(env: ProtocolEnv, handler: ProtocolHandler): Inbound {
-  const { config, log } = env;
-  const isAllowed = createSourceAllowList(config.allow);
+  // A reload never changes these two (reload.ts).
+  const { name, listen } = env.config;
+  const { log } = env;
   const live = new Set<Socket>();
+  /** Accepted, request not parsed yet: nothing a shutdown has to wait for. */
+  const handshaking = new Set<Socket>();
+  let waiting: (() => void)[] = [];
   const server = createServer({ allowHalfOpen: true, noDelay: true });
   let refusedSinceLog = 0;
+
+  const release = (socket: Socket): void => {
+    live.delete(socket);
+    handshaking.delete(socket);
+    if (live.size > 0) return;
+    const resolvers = waiting;
+    waiting = [];
+    for (const resolve of resolvers) resolve();
+  };
 
   server.on('connection', (socket: Socket) => {
     // Errors before the handler attaches its own (a reset during the handshake) must not crash.
     socket.on('error', () => undefined);
     const limits = env.runtime().limits;
     if (live.size >= limits.max_connections) {
-      env.runtime().metrics.connectionRefused(config.name, 'max_connections');
+      env.runtime().metrics.connectionRefused(name, 'max_connections');
       if (refusedSinceLog++ === 0)
         log.warn(
           { max: limits.max_connections },
@@ -32,33 +44,25 @@ export function createListener(env: ProtocolEnv, handler: ProtocolHandler): Inbo
     }
     refusedSinceLog = 0;
     live.add(socket);
-    socket.once('close', () => live.delete(socket));
-    socket.setTimeout(limits.handshake_timeout, () => {
-      socket.destroy(new ProxyError('HANDSHAKE_TIMEOUT', 'handshake timed out'));
+    handshaking.add(socket);
+    socket.once('close', () => {
+      release(socket);
     });
-    const ip = normaliseIp(socket.remoteAddress ?? '');
-    const source = { ip, port: socket.remotePort ?? 0 };
-    let clientLog: Logger | undefined;
-    handler.handle({
-      socket,
-      source,
-      allowed: isAllowed(ip),
-      // Created on first use: a healthy connection logs only its access line, via the session.
-      get log() {
-        return (clientLog ??= log.child({ client: `${ip}:${source.port}` }));
-      },
+    const accepted = accept(env, socket, limits.handshake_timeout, () => {
+      handshaking.delete(socket);
     });
+    handler.handle(accepted);
   });
 
   return {
-    name: config.name,
+    name,
     get activeConnections() {
       return live.size;
     },
     listen() {
       return new Promise<AddressInfo>((resolve, reject) => {
         server.once('error', reject);
-        server.listen({ host: hostToString(config.listen.host), port: config.listen.port }, () => {
+        server.listen({ host: hostToString(listen.host), port: listen.port }, () => {
           server.off('error', reject);
           server.on('error', (err) => log.error({ err }, 'listener error'));
           resolve(server.address() as AddressInfo);
@@ -66,14 +70,81 @@ export function createListener(env: ProtocolEnv, handler: ProtocolHandler): Inbo
       });
     },
     close() {
-      handler.close?.();
-      // server.close() stops accepting at once; its callback would wait for every live
-      // connection, which is the shutdown grace's business, not ours.
-      if (server.listening) server.close();
+      try {
+        // server.close() stops accepting at once; its callback would wait for every live
+        // connection, which is the shutdown grace's business, not ours.
+        if (server.listening) server.close();
+      } finally {
+        handler.close?.();
+        const shutdown = new ProxyError('SHUTDOWN', 'gateway shutting down');
+        for (const socket of handshaking) socket.destroy(shutdown);
+      }
       return Promise.resolve();
+    },
+    drained() {
+      if (live.size === 0) return Promise.resolve();
+      return new Promise<void>((resolve) => waiting.push(resolve));
     },
     closeConnections(reason) {
       for (const socket of live) socket.destroy(reason);
+    },
+  };
+}
+
+/**
+ * One accepted connection: its allow decision, made once before any protocol step, and its
+ * handshake deadline, one absolute timer from accept until the handler says the request is
+ * parsed, whatever arrives meanwhile (a socket idle timer would restart on every dripped byte).
+ */
+function accept(
+  env: ProtocolEnv,
+  socket: Socket,
+  handshakeMs: number,
+  onHandshakeDone: () => void,
+): Accepted {
+  const ip = normaliseIp(socket.remoteAddress ?? '');
+  const source = { ip, port: socket.remotePort ?? 0 };
+  // Created on first use: a healthy connection logs only its access line, via the session.
+  let clientLog: Logger | undefined;
+  const log = (): Logger => (clientLog ??= env.log.child({ client: `${ip}:${source.port}` }));
+  let answer: (() => void) | undefined;
+  let expired = false;
+
+  const expire = (): void => {
+    expired = true;
+    const reason = new ProxyError('HANDSHAKE_TIMEOUT', 'handshake timed out');
+    if (!answer || !socket.writable) {
+      socket.destroy(reason);
+      return;
+    }
+    answer();
+    // Once the last word is flushed the connection goes, even if the client is still sending:
+    // no request may follow a deadline.
+    socket.end(() => socket.destroy(reason));
+  };
+  // handshake_timeout 0: no deadline.
+  const deadline = handshakeMs > 0 ? setTimeout(expire, handshakeMs) : undefined;
+
+  socket.once('close', () => {
+    clearTimeout(deadline);
+    // Every load balancer's TCP health check connects and closes without a byte: no session, and
+    // nothing worth more than a debug line.
+    if (socket.bytesRead === 0 && !expired) log().debug('closed before sending a byte');
+  });
+
+  return {
+    socket,
+    source,
+    allowed: env.allows(ip),
+    get log() {
+      return log();
+    },
+    handshakeDone() {
+      clearTimeout(deadline);
+      onHandshakeDone();
+    },
+    onHandshakeTimeout(lastWord) {
+      answer = lastWord;
     },
   };
 }

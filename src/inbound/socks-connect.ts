@@ -1,5 +1,5 @@
 import { Socket } from 'node:net';
-import { ProxyError, type ErrorCode } from '../errors.js';
+import { ProxyError, toProxyError, type ErrorCode } from '../errors.js';
 import type { Connected } from '../outbound/types.js';
 import { startSession, type Protocol, type Session } from '../session.js';
 import { parseHost, type Target } from '../target.js';
@@ -38,8 +38,12 @@ export function openSession(
     user,
     target,
   };
-  const context = { runtime: env.runtime(), log: env.log, clientAllowed: accepted.allowed };
-  return startSession(context, info, accepted.socket);
+  return startSession({ runtime: env.runtime(), log: env.log }, info, accepted.socket);
+}
+
+/** The refusal of a client whose address is not in `allow` (SOCKS5 0x02, SOCKS4 0x5B). */
+export function notAllowed(): ProxyError {
+  return new ProxyError('NOT_ALLOWED', 'client address not allowed');
 }
 
 export async function connectAndRelay(
@@ -57,7 +61,7 @@ export async function connectAndRelay(
     conn = await session.connect();
   } catch (err) {
     // connect() rejects only with ProxyError; anything else would be a bug in session.ts.
-    const failure = err instanceof ProxyError ? err : new ProxyError('INTERNAL', 'internal error');
+    const failure = toProxyError(err, new ProxyError('INTERNAL', 'internal error'));
     await refuse(session, socket, failure, replies);
     return;
   }

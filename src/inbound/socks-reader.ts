@@ -11,8 +11,11 @@ export type ReadOutcome<T> =
   | { readonly kind: 'ok'; readonly value: T }
   /** The bytes are not a valid message: the caller answers in its protocol, then closes. */
   | { readonly kind: 'error'; readonly code: ErrorCode; readonly reason: string }
-  /** The client went away (FIN, reset, handshake timeout) before a whole message arrived. */
-  | { readonly kind: 'closed'; readonly reason: string };
+  /**
+   * The client went away (FIN, reset) or was closed (handshake deadline, shutdown) before a
+   * whole message arrived.
+   */
+  | { readonly kind: 'closed'; readonly reason: string; readonly timedOut: boolean };
 
 /**
  * Reads one handshake message, offering the bytes to `parse` as they arrive. The socket stays in
@@ -64,21 +67,23 @@ export function readMessage<T>(
       }
     }
     function onEnd(): void {
-      finish({ kind: 'closed', reason: 'client closed during the handshake' });
+      finish({ kind: 'closed', reason: 'client closed during the handshake', timedOut: false });
     }
     function onError(err: Error): void {
       failure = err;
     }
     function onClose(): void {
-      const timedOut = failure instanceof ProxyError && failure.code === 'HANDSHAKE_TIMEOUT';
+      // A ProxyError is ours (the listener's deadline, a shutdown); anything else the client's.
+      const ours = failure instanceof ProxyError ? failure : undefined;
       finish({
         kind: 'closed',
-        reason: timedOut ? 'handshake timed out' : 'client connection lost',
+        reason: ours?.message ?? 'client connection lost',
+        timedOut: ours?.code === 'HANDSHAKE_TIMEOUT',
       });
     }
 
     if (socket.destroyed) {
-      resolve({ kind: 'closed', reason: 'client connection lost' });
+      resolve({ kind: 'closed', reason: 'client connection lost', timedOut: false });
       return;
     }
     socket.on('readable', attempt);

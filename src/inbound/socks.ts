@@ -17,17 +17,22 @@ export interface SocksVersions {
  * however the connection ends.
  */
 export function createSocksHandler(env: ProtocolEnv, versions: SocksVersions): ProtocolHandler {
-  // SOCKS5 UDP ASSOCIATE (socks5-udp.ts); with `udp: false` it answers 0x07.
-  const associate: AssociateHandler | undefined = env.config.udp
-    ? createAssociateHandler(env)
-    : undefined;
+  // SOCKS5 UDP ASSOCIATE (socks5-udp.ts). `udp` is read per request, so a reload turns it on or
+  // off for new requests; with `udp: false` a request is answered 0x07.
+  const associate: AssociateHandler = createAssociateHandler(env);
 
   async function serve(accepted: Accepted): Promise<void> {
     const { socket } = accepted;
     const first = await readMessage(socket, peekVersion, 1);
+    if (first.kind === 'closed' && !first.timedOut && socket.bytesRead === 0) {
+      // A probe: connected and closed without a byte. The listener logs it at debug.
+      await closeWith(socket);
+      return;
+    }
     const version = first.kind === 'ok' ? first.value : undefined;
     if (version === SOCKS5_VERSION) {
-      await serveSocks5(env, accepted, { enabled: versions.socks5, associate });
+      const udp = env.config.udp ? associate : undefined;
+      await serveSocks5(env, accepted, { enabled: versions.socks5, associate: udp });
     } else if (version === SOCKS4_VERSION && versions.socks4) {
       await serveSocks4(env, accepted);
     } else {

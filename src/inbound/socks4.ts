@@ -8,6 +8,7 @@ import { SOCKS4_GRANTED, encodeSocks4Reply, parseSocks4Request } from './socks-c
 import {
   connectAndRelay,
   handshakeFailed,
+  notAllowed,
   openSession,
   refuse,
   type SocksClient,
@@ -37,11 +38,13 @@ export async function serveSocks4(env: ProtocolEnv, accepted: Accepted): Promise
     await handshakeFailed(client, request, encodeSocks4Reply(REPLIES[request.code].socks4));
     return;
   }
-  socket.setTimeout(0); // the handshake is complete: see socks5.ts
+  accepted.handshakeDone();
   const { command, target } = request.value;
   // The USERID is an identd name, not a credential: the session has no user.
   const session = openSession(client, undefined, target);
-  if (env.auth) {
+  if (!accepted.allowed) {
+    await refuse(session, socket, notAllowed(), replies);
+  } else if (env.auth) {
     const refused = new ProxyError('AUTH_REQUIRED', 'SOCKS4 cannot authenticate and auth is on');
     await refuse(session, socket, refused, replies);
   } else if (command === 'connect') {

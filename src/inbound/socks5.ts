@@ -1,8 +1,10 @@
 /**
  * RFC 1928 server side: §3 method selection, RFC 1929 username/password, §4 request, §6 replies.
  * CONNECT is served here; UDP ASSOCIATE goes to an AssociateHandler (socks5-udp.ts) when the
- * inbound has one, and BIND is not supported.
+ * inbound has one, and BIND is not supported. A client outside `allow` goes through the same
+ * steps with its credentials unchecked, and every request of it is refused 0x02.
  */
+import type { Authenticator } from '../auth.js';
 import { ProxyError, REPLIES, socks5Reply } from '../errors.js';
 import type { Target } from '../target.js';
 import {
@@ -15,6 +17,7 @@ import {
 import {
   connectAndRelay,
   handshakeFailed,
+  notAllowed,
   openSession,
   refuse,
   type SocksClient,
@@ -61,6 +64,8 @@ export async function serveSocks5(
 ): Promise<void> {
   const client: SocksClient = { env, accepted, protocol: 'socks5' };
   const { socket } = accepted;
+  // Read once: the method offered and the check made belong to the same configuration.
+  const auth = env.auth;
 
   const greeting = await readMessage(socket, parseSocks5Greeting, MAX_GREETING);
   if (greeting.kind !== 'ok') {
@@ -68,7 +73,7 @@ export async function serveSocks5(
     return;
   }
   // With auth configured only username/password is offered (SPEC "SOCKS inbound").
-  const method = env.auth ? METHOD.userPass : METHOD.noAuth;
+  const method = auth ? METHOD.userPass : METHOD.noAuth;
   if (!options.enabled || !greeting.value.includes(method)) {
     const noMethod = Buffer.from([0x05, METHOD.noneAcceptable]);
     await handshakeFailed(client, { reason: 'no acceptable authentication method' }, noMethod);
@@ -77,9 +82,10 @@ export async function serveSocks5(
   socket.write(Buffer.from([0x05, method]));
 
   let user: string | undefined;
-  if (method === METHOD.userPass) {
-    user = await authenticate(client);
-    if (user === undefined) return;
+  if (auth) {
+    const outcome = await authenticate(client, auth);
+    if (outcome === 'closed') return;
+    user = outcome.user;
   }
 
   const request = await readMessage(socket, parseSocks5Request, MAX_REQUEST);
@@ -91,11 +97,16 @@ export async function serveSocks5(
     await handshakeFailed(client, request, encodeSocks5Reply(REPLIES[request.code].socks5));
     return;
   }
-  // The handshake deadline covers the client's bytes; from here connect_timeout and the relay's
-  // idle timeout bound the session (listener.ts armed it with socket.setTimeout).
-  socket.setTimeout(0);
+  // From here connect_timeout and the relay's idle timeout bound the session.
+  accepted.handshakeDone();
 
   const { command, target } = request.value;
+  if (!accepted.allowed) {
+    const protocol = command === 'udp-associate' ? 'socks5-udp' : 'socks5';
+    const session = openSession({ ...client, protocol }, undefined, target);
+    await refuse(session, socket, notAllowed(), replies);
+    return;
+  }
   if (command === 'udp-associate' && options.associate) {
     await options.associate({ ...client, user }, target);
     return;
@@ -109,25 +120,36 @@ export async function serveSocks5(
   }
 }
 
-/** RFC 1929: one attempt; `01 00` and the user name, or `01 01` and a close. */
-async function authenticate(client: SocksClient): Promise<string | undefined> {
-  const { env, accepted } = client;
+/**
+ * RFC 1929: one attempt; `01 00` and the user name, or `01 01` and a close. A client outside
+ * `allow` gets `01 00` whatever it sends, without any check (no password is tried for it, and
+ * its answer cannot depend on one), and its request is then refused 0x02.
+ */
+async function authenticate(
+  client: SocksClient,
+  auth: Authenticator,
+): Promise<{ readonly user: string | undefined } | 'closed'> {
+  const { accepted } = client;
   const credentials = await readMessage(accepted.socket, parseCredentials, MAX_CREDENTIALS);
   if (credentials.kind === 'closed') {
     await handshakeFailed(client, credentials);
-    return undefined;
+    return 'closed';
   }
   if (credentials.kind === 'error') {
     await handshakeFailed(client, credentials, Buffer.from([0x01, 0x01]));
-    return undefined;
+    return 'closed';
+  }
+  if (!accepted.allowed) {
+    accepted.socket.write(Buffer.from([0x01, 0x00]));
+    return { user: undefined };
   }
   const { username, password } = credentials.value;
-  if (env.auth && (await env.auth.verify(username, password))) {
+  if (await auth.verify(username, password)) {
     accepted.socket.write(Buffer.from([0x01, 0x00]));
-    return username;
+    return { user: username };
   }
   // The user name helps an operator; the password is never logged.
   accepted.log.debug({ user: username }, 'socks5 authentication failed');
   await handshakeFailed(client, { reason: 'authentication failed' }, Buffer.from([0x01, 0x01]));
-  return undefined;
+  return 'closed';
 }
