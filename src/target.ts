@@ -76,10 +76,12 @@ export function hostToString(host: Host): string {
   return host.kind === 'domain' ? host.name : host.ip;
 }
 
+/** The host as in a URL or authority: brackets around IPv6. */
+export function formatHost(host: Host): string {
+  return host.kind === 'ipv6' ? `[${host.ip}]` : hostToString(host);
+}
+
 /** "host:port" with brackets around IPv6, as in CONNECT request lines and logs. */
 export function formatTarget(target: Target): string {
-  const { host } = target;
-  return host.kind === 'ipv6'
-    ? `[${host.ip}]:${target.port}`
-    : `${hostToString(host)}:${target.port}`;
+  return `${formatHost(target.host)}:${target.port}`;
 }
