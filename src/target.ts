@@ -72,6 +72,12 @@ export function parseHostPort(text: string, allowZero = false): Target | undefin
   return host ? { host, port } : undefined;
 }
 
+/** 127.0.0.0/8, ::1 and "localhost": reachable from this host only. */
+export function isLoopback(host: Host): boolean {
+  if (host.kind === 'domain') return host.name === 'localhost';
+  return host.kind === 'ipv4' ? host.ip.startsWith('127.') : host.ip === '::1';
+}
+
 export function hostToString(host: Host): string {
   return host.kind === 'domain' ? host.name : host.ip;
 }

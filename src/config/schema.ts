@@ -263,7 +263,12 @@ export function configSchema(baseDir: string) {
           access: z.boolean().default(true),
         })
         .prefault({}),
-      admin: z.strictObject({ listen: listenAddress }).optional(),
+      admin: z
+        .strictObject({
+          listen: listenAddress,
+          token: z.string().min(1, 'an empty token would protect nothing').optional(),
+        })
+        .optional(),
       limits: limits.prefault({}),
       inbounds: z.array(inbound).default([]),
       outbounds: z.array(outbound(baseDir)).default([]),

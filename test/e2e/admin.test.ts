@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { request } from 'node:http';
+import { request, type IncomingHttpHeaders } from 'node:http';
 import { after, before, test } from 'node:test';
 import type { Config } from '../../src/config/schema.js';
 import { configFrom, startGateway, type TestGateway } from '../helpers/gateway.js';
@@ -25,19 +25,37 @@ after(async () => {
   await echo.close();
 });
 
-function admin(
-  method: string,
-  path: string,
-): Promise<{ status: number; body: string; type: string }> {
+interface Answer {
+  status: number;
+  body: string;
+  type: string;
+}
+
+function admin(method: string, path: string): Promise<Answer> {
   const port = g.gateway.adminAddress?.port;
   assert.ok(port, 'the admin endpoint is listening');
+  return adminAt(port, method, path).then(({ status, body, type }) => ({ status, body, type }));
+}
+
+function adminAt(
+  port: number,
+  method: string,
+  path: string,
+  headers: Record<string, string> = {},
+): Promise<Answer & { headers: IncomingHttpHeaders }> {
   return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, method, path, timeout: 5000 }, (res) => {
+    const options = { host: '127.0.0.1', port, method, path, headers, timeout: 5000 };
+    const req = request(options, (res) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (c: string) => (body += c));
       res.on('end', () =>
-        resolve({ status: res.statusCode ?? 0, body, type: String(res.headers['content-type']) }),
+        resolve({
+          status: res.statusCode ?? 0,
+          body,
+          type: String(res.headers['content-type']),
+          headers: res.headers,
+        }),
       );
     });
     req.on('error', reject);
@@ -107,4 +125,55 @@ test('the admin endpoint answers 405 to a wrong method and 404 elsewhere', async
   const missing = await admin('GET', '/');
   assert.equal(missing.status, 404);
   assert.equal(missing.body, 'not found: GET /healthz, GET /metrics, POST /reload\n');
+});
+
+test('with admin.token, POST /reload wants it as a Bearer token; /healthz and /metrics stay open', async () => {
+  const token = 'Admin-t0ken-4f9';
+  const t = await startGateway(
+    { inbounds, admin: { listen: '127.0.0.1:0', token } },
+    { source: () => configFrom({ inbounds, admin: { listen: '127.0.0.1:0', token } }) },
+  );
+  try {
+    const port = t.gateway.adminAddress?.port ?? 0;
+    for (const authorization of [undefined, 'Bearer wrong', `Basic ${token}`, `Bearer ${token}x`]) {
+      const headers: Record<string, string> = authorization ? { authorization } : {};
+      const refused = await adminAt(port, 'POST', '/reload', headers);
+      assert.equal(refused.status, 401, authorization);
+      assert.equal(refused.headers['www-authenticate'], 'Bearer realm="junction"');
+      assert.equal(
+        refused.body,
+        'POST /reload needs the admin token: Authorization: Bearer <token>\n',
+      );
+    }
+    const refusals = t.logs.filter((l) => l.msg === 'admin request refused: no valid token');
+    assert.equal(refusals.length, 4);
+    assert.ok(!JSON.stringify(t.logs).includes(token), 'the token is never logged');
+    const accepted = await adminAt(port, 'POST', '/reload', { authorization: `Bearer ${token}` });
+    assert.equal(accepted.status, 200);
+    assert.equal(accepted.body, 'reloaded\n');
+    assert.equal((await adminAt(port, 'GET', '/healthz')).status, 200);
+    assert.equal((await adminAt(port, 'GET', '/metrics')).status, 200);
+  } finally {
+    await t.stop();
+  }
+});
+
+test('an admin address beyond loopback without a token logs a warning at start', async () => {
+  const open = await startGateway({ inbounds, admin: { listen: '0.0.0.0:0' } });
+  const warning = await open
+    .waitForLog((l) => l.msg?.startsWith('admin endpoint') === true)
+    .finally(() => open.stop());
+  assert.equal(warning.level, 40);
+  assert.equal(
+    warning.msg,
+    'admin endpoint listens beyond loopback without admin.token: anyone who can reach it can reload the configuration',
+  );
+  for (const admin of [
+    { listen: '0.0.0.0:0', token: 'Admin-t0ken-4f9' },
+    { listen: '127.0.0.1:0' },
+  ]) {
+    const quiet = await startGateway({ inbounds, admin });
+    await quiet.waitForLog((l) => l.msg === 'admin listening').finally(() => quiet.stop());
+    assert.ok(!quiet.logs.some((l) => l.msg?.startsWith('admin endpoint') === true));
+  }
 });
