@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { hashPassword } from './auth.js';
+import { MAX_TIMER_MS } from './config/duration.js';
 import { loadConfigFile, loadConfigText, type Amend } from './config/load.js';
 import { amendFromUrls, DEFAULT_LISTEN, UsageError } from './config/one-liner.js';
 import type { Config } from './config/schema.js';
@@ -181,10 +182,13 @@ async function runGateway(options: RunOptions): Promise<number> {
       log.info({ signal, grace_ms: grace }, 'shutting down');
       void gateway.stop().finally(() => finish(EXIT_OK));
       // A backstop: whatever happens to the sessions, the process ends soon after the grace.
-      setTimeout(() => {
-        log.warn('shutdown overran its grace period: exiting');
-        finish(EXIT_RUNTIME);
-      }, grace + SHUTDOWN_BACKSTOP_MS).unref();
+      setTimeout(
+        () => {
+          log.warn('shutdown overran its grace period: exiting');
+          finish(EXIT_RUNTIME);
+        },
+        Math.min(grace + SHUTDOWN_BACKSTOP_MS, MAX_TIMER_MS),
+      ).unref();
     };
     const reload = (): void => {
       try {

@@ -3,7 +3,7 @@ import { resolve as resolvePath } from 'node:path';
 import { z } from 'zod';
 import { parseCidr, type Cidr } from '../cidr.js';
 import { parseHost, parseHostPort, type Target } from '../target.js';
-import { parseDuration } from './duration.js';
+import { formatDuration, MAX_TIMER_MS, parseDuration } from './duration.js';
 import { parseDomainList } from '../route/domain-list.js';
 import { parseOutboundUrl } from './url.js';
 
@@ -22,6 +22,13 @@ const duration = z
       ctx.addIssue({
         code: 'custom',
         message: `bad duration "${text}" (use 500ms, 10s, 5m or 1h)`,
+      });
+      return z.NEVER;
+    }
+    if (ms > MAX_TIMER_MS) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `"${text}" is longer than the longest timer, ${MAX_TIMER_MS} ms (about 24.8 days); use ${formatDuration(MAX_TIMER_MS)} or less`,
       });
       return z.NEVER;
     }

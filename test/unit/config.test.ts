@@ -240,3 +240,38 @@ test('a missing file is reported as such', () => {
     /missing\.yaml:1:1: cannot read config: no such file/,
   );
 });
+
+test('a duration beyond a 32-bit millisecond timer is a configuration error at its value', () => {
+  assert.deepEqual(problemsOf('limits:\n  connect_timeout: 596h31m23s647ms\n'), []);
+  const tooLong =
+    'is longer than the longest timer, 2147483647 ms (about 24.8 days); use 596h31m23s647ms or less';
+  assert.deepEqual(problemsOf('limits:\n  connect_timeout: 600h\n'), [
+    `2:20: limits.connect_timeout: "600h" ${tooLong}`,
+  ]);
+  assert.deepEqual(problemsOf('limits:\n  idle_timeout: 596h31m23s648ms\n'), [
+    `2:17: limits.idle_timeout: "596h31m23s648ms" ${tooLong}`,
+  ]);
+  const keys = ['handshake_timeout', 'connect_timeout', 'idle_timeout', 'udp_idle_timeout'];
+  const problems = problemsOf(
+    [
+      'limits:',
+      ...[...keys, 'shutdown_grace'].map((key) => `  ${key}: 9999h`),
+      'outbounds:',
+      '  - name: group',
+      '    fallback: [direct]',
+      '    check: { tcp: "127.0.0.1:1", interval: 100000h, timeout: 25000h }',
+    ].join('\n'),
+  );
+  assert.deepEqual(
+    problems.map((p) => p.replace(/ ".*$/, '')),
+    [
+      '2:22: limits.handshake_timeout:',
+      '3:20: limits.connect_timeout:',
+      '4:17: limits.idle_timeout:',
+      '5:21: limits.udp_idle_timeout:',
+      '6:19: limits.shutdown_grace:',
+      '10:44: outbounds.0.check.interval:',
+      '10:62: outbounds.0.check.timeout:',
+    ],
+  );
+});
