@@ -94,11 +94,12 @@ test('check prints every problem as FILE:LINE:COL and exits 2, with no stack tra
   assert.equal(result.stdout, '');
   assert.equal(
     result.stderr,
-    `${file}:2:10: log.level: expected one of "trace", "debug", "info", "warn", "error"\n`,
+    `${file}:2:10: log.level: expected one of "trace", "debug", "info", "warn", "error"\n` +
+      `${file}:4:17: rules.0.outbound: unknown outbound "nowhere"\n`,
   );
 });
 
-test('check reports cross-references once the file is otherwise valid', async () => {
+test('check reports a cross-reference alone when it is the only problem', async () => {
   const file = join(dir, 'xref.yaml');
   writeFileSync(file, 'rules:\n  - { outbound: nowhere }\n');
   const result = await runCli(['check', '-c', file]);

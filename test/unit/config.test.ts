@@ -275,3 +275,33 @@ test('a duration beyond a 32-bit millisecond timer is a configuration error at i
     ],
   );
 });
+
+test('references to unknown names are reported in the same pass as every other problem', () => {
+  const problems = problemsOf(
+    [
+      'limits: { connect_timeout: soon }',
+      'inbounds:',
+      '  - { name: lan, type: socks, listen: "nowhere" }',
+      'outbounds:',
+      '  - { name: corp, url: "ftp://proxy:21" }',
+      '  - { name: both, chain: [corp, tor] }',
+      '  - { name: both, fallback: [corp] }',
+      'rules:',
+      '  - { domain: [bad..domain], outbound: corp }',
+      '  - { inbound: wan, outbound: nowhere }',
+      '  - { port: 99999, outbound: tor }',
+    ].join('\n'),
+  );
+  assert.deepEqual(problems, [
+    '1:28: limits.connect_timeout: bad duration "soon" (use 500ms, 10s, 5m or 1h)',
+    '3:39: inbounds.0.listen: bad listen address "nowhere" (use IP:PORT or [IPv6]:PORT)',
+    '5:24: outbounds.0.url: unsupported scheme "ftp" (use http, https, socks4, socks4a, socks5, socks5h)',
+    '6:33: outbounds.1.chain.1: unknown outbound "tor"',
+    '7:13: outbounds.2.name: duplicate outbound name "both"',
+    '9:16: rules.0.domain.0: bad domain "bad..domain"',
+    '10:16: rules.1.inbound: unknown inbound "wan"',
+    '10:31: rules.1.outbound: unknown outbound "nowhere"',
+    '11:13: rules.2.port.0: bad port 99999 (use 1-65535)',
+    '11:30: rules.2.outbound: unknown outbound "tor"',
+  ]);
+});
