@@ -27,6 +27,9 @@ export function referenceIssues(doc: Readonly<Record<string, unknown>>): Referen
   const inboundNames = new Set<string>();
   for (const [, i] of inbounds) if (typeof i.name === 'string') inboundNames.add(i.name);
 
+  const groups = new Set<unknown>(
+    outbounds.filter(([, o]) => o.fallback !== undefined).map(([, o]) => o.name),
+  );
   for (const [i, o] of outbounds) {
     if ((RESERVED_OUTBOUNDS as readonly unknown[]).includes(o.name)) {
       issues.push({
@@ -41,6 +44,8 @@ export function referenceIssues(doc: Readonly<Record<string, unknown>>): Referen
           issues.push({ path, message: `unknown outbound "${value}"` });
         } else if (key === 'chain' && value === 'reject') {
           issues.push({ path, message: '"reject" cannot be part of a chain' });
+        } else if (key === 'chain' && groups.has(value)) {
+          issues.push({ path, message: `fallback group "${value}" cannot be part of a chain` });
         }
       }
     }

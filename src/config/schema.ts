@@ -140,8 +140,13 @@ const outbound = (baseDir: string) =>
       fallback: z.array(name).min(1).optional(),
       check: z
         .strictObject({
-          url: z.url().optional(),
-          tcp: z.string().optional(),
+          url: z
+            .url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' })
+            .optional(),
+          tcp: z
+            .string()
+            .refine((text) => parseHostPort(text) !== undefined, 'expected host:port')
+            .optional(),
           interval: duration.default(30_000),
           timeout: duration.default(5_000),
         })

@@ -305,3 +305,20 @@ test('references to unknown names are reported in the same pass as every other p
     '11:30: rules.2.outbound: unknown outbound "tor"',
   ]);
 });
+
+test('what the outbounds cannot be built from is a configuration error too', () => {
+  assert.deepEqual(
+    problemsOf(
+      [
+        'outbounds:',
+        '  - { name: g, fallback: [direct], check: { tcp: "no port", url: "ftp://x/" } }',
+        '  - { name: c, chain: [g] }',
+      ].join('\n'),
+    ),
+    [
+      '2:50: outbounds.0.check.tcp: expected host:port',
+      '2:66: outbounds.0.check.url: expected an http:// or https:// URL',
+      '3:24: outbounds.1.chain.0: fallback group "g" cannot be part of a chain',
+    ],
+  );
+});
