@@ -23,8 +23,9 @@ export interface CliIo {
 
 interface RunOptions {
   config?: string;
-  listen: string[];
-  forward: string[];
+  /** Absent when no -L was given (commander would print a default of [] in the help). */
+  listen?: string[];
+  forward?: string[];
   logLevel?: string;
 }
 
@@ -34,12 +35,16 @@ const SHUTDOWN_BACKSTOP_MS = 5000;
 
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error'] as const;
 
-const collect = (value: string, previous: string[]): string[] => [...previous, value];
+const collect = (value: string, previous: string[] | undefined): string[] => [
+  ...(previous ?? []),
+  value,
+];
 
 /** Loads `-c FILE` (if any) with the -L/-F additions; with neither, the embedded default. */
 export function loadRunConfig(options: RunOptions): Config {
-  const listen = options.listen.length === 0 && !options.config ? [DEFAULT_LISTEN] : options.listen;
-  const amend: Amend = amendFromUrls(listen, options.forward);
+  const given = options.listen ?? [];
+  const listen = given.length === 0 && !options.config ? [DEFAULT_LISTEN] : given;
+  const amend: Amend = amendFromUrls(listen, options.forward ?? []);
   if (options.config) return loadConfigFile(options.config, amend);
   return loadConfigText('', '<command line>', process.cwd(), amend);
 }
@@ -54,9 +59,10 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     .version(io.version, '-V, --version')
     .exitOverride()
     .configureOutput({ writeOut: io.stdout, writeErr: io.stderr })
-    .showHelpAfterError('(run "junction --help" for usage)');
+    .showHelpAfterError('(run "junction --help" for usage)')
+    .usage('[run] [options]\n       junction <command> [options]');
 
-  program
+  const run = program
     .command('run', { isDefault: true })
     .description('start the gateway (the default command)')
     .option('-c, --config <file>', 'configuration file (YAML)')
@@ -64,18 +70,18 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       '-L, --listen <url>',
       'add an inbound, e.g. socks5://:1080 or mixed://user:pass@0.0.0.0:1080',
       collect,
-      [],
     )
     .option(
       '-F, --forward <url>',
       'add an upstream hop, e.g. http://user:pass@proxy:3128; repeat for a chain',
       collect,
-      [],
     )
     .addOption(new Option('--log-level <level>', 'override log.level').choices(LOG_LEVELS))
     .action(async (options: RunOptions) => {
       exitCode = await runGateway(options);
     });
+  // Users type `junction --help` first, and mostly use the default command.
+  program.addHelpText('after', () => `\nOptions of run, the default command:\n${optionsHelp(run)}`);
 
   program
     .command('check')
@@ -201,6 +207,18 @@ async function runGateway(options: RunOptions): Promise<number> {
     process.on('SIGINT', stop);
     process.on('SIGHUP', reload);
   });
+}
+
+/** A command's options as its own help lists them, without --help. */
+function optionsHelp(command: Command): string {
+  const help = command.createHelp();
+  const options = help.visibleOptions(command).filter((option) => option.long !== '--help');
+  const width = Math.max(...options.map((option) => help.optionTerm(option).length));
+  return options
+    .map((option) =>
+      help.formatItem(help.optionTerm(option), width, help.optionDescription(option), help),
+    )
+    .join('\n');
 }
 
 function reportFailure(err: unknown, io: CliIo, debug: boolean): number {
