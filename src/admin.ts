@@ -3,6 +3,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { Logger } from './log.js';
 import type { Metrics } from './metrics.js';
 import { hostToString, isLoopback, type Target } from './target.js';
@@ -31,13 +32,33 @@ export interface Admin {
 export async function startAdmin(options: AdminOptions): Promise<Admin> {
   const { log } = options;
   const server: Server = createServer((req, res) => {
-    handle(req, res, options);
+    // A request's failure is its own: answered 500 (or cut off), never the process's.
+    try {
+      handle(req, res, options).catch((err: unknown) => {
+        failed(res, err, log);
+      });
+    } catch (err) {
+      failed(res, err, log);
+    }
+  });
+  // Bytes that are not HTTP, or a client gone mid-request: node:http's default answers with a
+  // 400 too; this one also closes a socket that can no longer be written, and logs.
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+    log.debug({ err }, 'admin client error');
+    if (socket.writable && err.code !== 'ECONNRESET') {
+      socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+    }
+    socket.destroy();
   });
   server.listen({ host: hostToString(options.listen.host), port: options.listen.port });
   await Promise.race([
     once(server, 'listening'),
     once(server, 'error').then(([err]) => Promise.reject(err as Error)),
   ]);
+  // Past listen, an error (an accept failing for want of descriptors) is logged and survived.
+  server.on('error', (err) => {
+    log.error({ err }, 'admin endpoint error');
+  });
   const address = server.address() as AddressInfo;
   log.info({ listen: `${address.address}:${address.port}` }, 'admin listening');
   if (!isLoopback(options.listen.host) && options.token() === undefined) {
@@ -56,7 +77,26 @@ export async function startAdmin(options: AdminOptions): Promise<Admin> {
   };
 }
 
-function handle(req: IncomingMessage, res: ServerResponse, options: AdminOptions): void {
+/** Answers 500 when nothing was sent yet, else cuts the response short; logs either way. */
+function failed(res: ServerResponse, err: unknown, log: Logger): void {
+  log.error({ err }, 'admin request failed');
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const body = 'internal error\n';
+  res.writeHead(500, {
+    'content-type': 'text/plain; charset=utf-8',
+    'content-length': body.length,
+  });
+  res.end(body);
+}
+
+async function handle(
+  req: IncomingMessage,
+  res: ServerResponse,
+  options: AdminOptions,
+): Promise<void> {
   const { metrics, log } = options;
   const path = (req.url ?? '/').split('?')[0];
   const reply = (status: number, body: string, type = 'text/plain; charset=utf-8'): void => {
@@ -87,13 +127,7 @@ function handle(req: IncomingMessage, res: ServerResponse, options: AdminOptions
     if (allow('GET')) reply(200, 'ok\n');
   } else if (path === '/metrics') {
     if (!allow('GET')) return;
-    metrics.registry.metrics().then(
-      (text) => reply(200, text, metrics.registry.contentType),
-      (err: unknown) => {
-        log.error({ err }, 'metrics collection failed');
-        reply(500, 'metrics collection failed\n');
-      },
-    );
+    reply(200, await metrics.registry.metrics(), metrics.registry.contentType);
   } else if (path === '/reload') {
     if (!allow('POST') || !authorized()) return;
     try {

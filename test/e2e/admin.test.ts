@@ -1,9 +1,13 @@
 import assert from 'node:assert/strict';
 import { request, type IncomingHttpHeaders } from 'node:http';
+import { Writable } from 'node:stream';
 import { after, before, test } from 'node:test';
+import { startAdmin } from '../../src/admin.js';
 import type { Config } from '../../src/config/schema.js';
+import { createLogger } from '../../src/log.js';
+import type { Metrics } from '../../src/metrics.js';
 import { configFrom, startGateway, type TestGateway } from '../helpers/gateway.js';
-import { startTcpServer, type TcpServer } from '../helpers/net.js';
+import { rawConnect, startTcpServer, type TcpServer } from '../helpers/net.js';
 import { socks5Connect } from '../helpers/socks-client.js';
 
 const inbounds = [{ name: 's', type: 'socks', listen: '127.0.0.1:0' }];
@@ -175,5 +179,61 @@ test('an admin address beyond loopback without a token logs a warning at start',
     const quiet = await startGateway({ inbounds, admin });
     await quiet.waitForLog((l) => l.msg === 'admin listening').finally(() => quiet.stop());
     assert.ok(!quiet.logs.some((l) => l.msg?.startsWith('admin endpoint') === true));
+  }
+});
+
+test('the admin endpoint survives a throwing handler, a malformed request and a client reset', async () => {
+  const lines: string[] = [];
+  const log = createLogger(
+    'debug',
+    new Writable({
+      write(chunk: Buffer, _encoding, callback) {
+        lines.push(chunk.toString('utf8'));
+        callback();
+      },
+    }),
+  );
+  const broken = {
+    registry: {
+      metrics: () => {
+        throw new TypeError('collector broke');
+      },
+    },
+  } as unknown as Metrics;
+  const server = await startAdmin({
+    listen: { host: { kind: 'ipv4', ip: '127.0.0.1' }, port: 0 },
+    metrics: broken,
+    log,
+    reload: () => {
+      // A foreign value, not an Error: the answer still says what it was.
+      // eslint-disable-next-line @typescript-eslint/only-throw-error
+      throw 'not an Error';
+    },
+    token: () => undefined,
+  });
+  const { port } = server.address;
+  try {
+    const failed = await adminAt(port, 'GET', '/metrics');
+    assert.equal(failed.status, 500);
+    assert.equal(failed.body, 'internal error\n');
+    const refused = await adminAt(port, 'POST', '/reload');
+    assert.equal(refused.status, 400);
+    assert.equal(refused.body, 'reload refused, the running configuration stays:\nnot an Error\n');
+
+    const garbage = await rawConnect(port);
+    garbage.write('NOT HTTP AT ALL\r\n\r\n');
+    assert.match((await garbage.readToEnd()).toString('latin1'), /^HTTP\/1\.1 400 Bad Request\r\n/);
+
+    const reset = await rawConnect(port);
+    reset.write('GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n');
+    reset.socket.resetAndDestroy();
+    const halfway = await rawConnect(port);
+    halfway.write('POST /reload HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc');
+    halfway.socket.resetAndDestroy();
+
+    assert.equal((await adminAt(port, 'GET', '/healthz')).status, 200);
+    assert.ok(lines.some((l) => l.includes('"msg":"admin request failed"')));
+  } finally {
+    await server.close();
   }
 });
