@@ -7,6 +7,7 @@ import { amendFromUrls, DEFAULT_LISTEN, UsageError } from './config/one-liner.js
 import type { Config } from './config/schema.js';
 import { buildRuntime, createGateway } from './gateway.js';
 import { createLogger } from './log.js';
+import { watchProcessFaults } from './process-faults.js';
 import { createRouter } from './route/router.js';
 import { parseHost, parseHostPort } from './target.js';
 
@@ -158,7 +159,13 @@ async function runGateway(options: RunOptions): Promise<number> {
       'nothing to listen on: the configuration has no inbounds (add one, or -L)',
     );
   const gateway = createGateway(config, log, { source: () => loadRunConfig(options) });
-  await gateway.start();
+  const unwatch = watchProcessFaults(log);
+  try {
+    await gateway.start();
+  } catch (err) {
+    unwatch();
+    throw err;
+  }
   return new Promise<number>((resolve) => {
     let stopping = false;
     let finished = false;
@@ -168,6 +175,7 @@ async function runGateway(options: RunOptions): Promise<number> {
       process.off('SIGHUP', reload);
       process.off('SIGTERM', stop);
       process.off('SIGINT', stop);
+      unwatch();
       log.info('stopped');
       // The log's last lines are written before the exit, but a stuck destination must not
       // keep the process from exiting.
