@@ -32,14 +32,11 @@ export interface Admin {
 export async function startAdmin(options: AdminOptions): Promise<Admin> {
   const { log } = options;
   const server: Server = createServer((req, res) => {
-    // A request's failure is its own: answered 500 (or cut off), never the process's.
-    try {
-      handle(req, res, options).catch((err: unknown) => {
-        failed(res, err, log);
-      });
-    } catch (err) {
+    // A request's failure, thrown or rejected (handle is async), is answered 500 (or the
+    // response cut off), never the process's.
+    handle(req, res, options).catch((err: unknown) => {
       failed(res, err, log);
-    }
+    });
   });
   // Bytes that are not HTTP, or a client gone mid-request: node:http's default answers with a
   // 400 too; this one also closes a socket that can no longer be written, and logs.
