@@ -1,62 +1,53 @@
-import { scrypt, randomBytes, timingSafeEqual, createHash, type ScryptOptions } from 'node:crypto';
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createVerifiedCache } from './auth-cache.js';
+import { createConcurrencyLimit, type ConcurrencyLimit } from './concurrency.js';
 import type { UserConfig } from './config/schema.js';
+import { decoyHash, parseHash, scryptKey, type ScryptParams } from './password-hash.js';
 
-/** Checks a username and password; resolves to the user name on success. */
+export { hashPassword } from './password-hash.js';
+
+/** Checks a username and password. */
 export interface Authenticator {
   verify(username: string, password: string): Promise<boolean>;
 }
 
-const SCRYPT = { N: 16384, r: 8, p: 1, keylen: 32 } as const;
+/** A successful scrypt check is trusted again for this long, for this many user/password pairs. */
+const VERIFIED_LIFETIME_MS = 60_000;
+const VERIFIED_MAX_ENTRIES = 1024;
 
-function scryptAsync(
-  password: string,
-  salt: Buffer,
-  keylen: number,
-  options: ScryptOptions,
-): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    scrypt(password, salt, keylen, options, (err, key) => {
-      if (err) reject(err);
-      else resolve(key);
-    });
-  });
+/**
+ * scrypt runs on libuv's thread pool (4 threads), which DNS lookups and file reads share: at
+ * most 2 derivations run at once, so a flood of logins cannot starve name resolution. 64 more
+ * wait (about 1.5 s of work at ~40 ms each); past that a check fails at once.
+ */
+const SCRYPT_CONCURRENCY = 2;
+const SCRYPT_MAX_QUEUED = 64;
+const scryptLimit = createConcurrencyLimit(SCRYPT_CONCURRENCY, SCRYPT_MAX_QUEUED);
+
+export interface AuthOptions {
+  /** The scrypt derivation (tests count calls). */
+  readonly derive?: (password: string, params: ScryptParams) => Promise<Buffer>;
+  /** Where derivations queue; default: one limit for the whole process. */
+  readonly limit?: ConcurrencyLimit;
+  readonly now?: () => number;
 }
 
-/** `scrypt$N$r$p$salt$hash` with base64 salt and hash. */
-export async function hashPassword(password: string): Promise<string> {
-  const salt = randomBytes(16);
-  const key = await scryptAsync(password, salt, SCRYPT.keylen, {
-    N: SCRYPT.N,
-    r: SCRYPT.r,
-    p: SCRYPT.p,
-  });
-  return `scrypt$${SCRYPT.N}$${SCRYPT.r}$${SCRYPT.p}$${salt.toString('base64')}$${key.toString('base64')}`;
-}
-
-interface ParsedHash {
-  readonly N: number;
-  readonly r: number;
-  readonly p: number;
-  readonly salt: Buffer;
-  readonly key: Buffer;
-}
-
-export function parseHash(text: string): ParsedHash | undefined {
-  const parts = text.split('$');
-  if (parts.length !== 6 || parts[0] !== 'scrypt') return undefined;
-  const [N, r, p] = parts.slice(1, 4).map(Number);
-  const salt = Buffer.from(parts[4] ?? '', 'base64');
-  const key = Buffer.from(parts[5] ?? '', 'base64');
-  if (!N || !r || !p || (N & (N - 1)) !== 0 || salt.length < 8 || key.length < 16) return undefined;
-  return { N, r, p, salt, key };
-}
-
-type Credential = { kind: 'plain'; digest: Buffer } | { kind: 'scrypt'; hash: ParsedHash };
+type Credential = { kind: 'plain'; digest: Buffer } | { kind: 'scrypt'; hash: ScryptParams };
 
 /** Plain passwords are compared as SHA-256 digests so the comparison is constant-time and length-blind. */
 const digest = (text: string): Buffer => createHash('sha256').update(text).digest();
 
-export function createAuthenticator(users: readonly UserConfig[]): Authenticator {
+/**
+ * Every check of a user costs the same work whether the user exists or not: an unknown user is
+ * checked against a decoy with the configured hashes' parameters (an scrypt when any user has
+ * a password_hash), and fails.
+ */
+export function createAuthenticator(
+  users: readonly UserConfig[],
+  options: AuthOptions = {},
+): Authenticator {
+  const derive = options.derive ?? scryptKey;
+  const limit = options.limit ?? scryptLimit;
   const credentials = new Map<string, Credential>();
   for (const user of users) {
     if ('password' in user) {
@@ -68,26 +59,50 @@ export function createAuthenticator(users: readonly UserConfig[]): Authenticator
       credentials.set(user.username, { kind: 'scrypt', hash });
     }
   }
-  // An unknown user costs the same digest and comparison as a known one.
-  const decoy: Credential = { kind: 'plain', digest: digest(randomBytes(16).toString('hex')) };
+  const decoy = decoyFor([...credentials.values()]);
+  const verified = createVerifiedCache({
+    lifetimeMs: VERIFIED_LIFETIME_MS,
+    maxEntries: VERIFIED_MAX_ENTRIES,
+    now: options.now ?? Date.now,
+  });
+  /** Derivations under way, by cache key: simultaneous logins of one client share one. */
+  const pending = new Map<string, Promise<boolean>>();
+
+  const checkScrypt = (key: string, password: string, hash: ScryptParams): Promise<boolean> => {
+    const running = pending.get(key);
+    if (running) return running;
+    const started = limit.tryRun(() => derive(password, hash));
+    if (!started) return Promise.resolve(false);
+    const check = started
+      .then(
+        (derived) => timingSafeEqual(derived, hash.key),
+        // scrypt fails only for want of memory: a check that cannot be made does not pass.
+        () => false,
+      )
+      .finally(() => pending.delete(key));
+    pending.set(key, check);
+    return check;
+  };
+
   return {
     async verify(username, password) {
       const known = credentials.get(username);
       const credential = known ?? decoy;
-      let ok: boolean;
       if (credential.kind === 'plain') {
-        ok = timingSafeEqual(digest(password), credential.digest);
-      } else {
-        const { N, r, p, salt, key } = credential.hash;
-        const derived = await scryptAsync(password, salt, key.length, {
-          N,
-          r,
-          p,
-          maxmem: 256 * N * r,
-        });
-        ok = timingSafeEqual(derived, key);
+        return timingSafeEqual(digest(password), credential.digest) && known !== undefined;
       }
-      return ok && known !== undefined;
+      const key = verified.keyOf(username, password);
+      if (known && verified.has(key)) return true;
+      const ok = (await checkScrypt(key, password, credential.hash)) && known !== undefined;
+      if (ok) verified.add(key);
+      return ok;
     },
   };
+}
+
+function decoyFor(credentials: readonly Credential[]): Credential {
+  for (const credential of credentials) {
+    if (credential.kind === 'scrypt') return { kind: 'scrypt', hash: decoyHash(credential.hash) };
+  }
+  return { kind: 'plain', digest: digest(randomBytes(16).toString('hex')) };
 }

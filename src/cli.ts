@@ -1,11 +1,13 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { hashPassword } from './auth.js';
+import { MAX_TIMER_MS } from './config/duration.js';
 import { loadConfigFile, loadConfigText, type Amend } from './config/load.js';
 import { amendFromUrls, DEFAULT_LISTEN, UsageError } from './config/one-liner.js';
 import type { Config } from './config/schema.js';
 import { buildRuntime, createGateway } from './gateway.js';
 import { createLogger } from './log.js';
+import { watchProcessFaults } from './process-faults.js';
 import { createRouter } from './route/router.js';
 import { parseHost, parseHostPort } from './target.js';
 
@@ -22,8 +24,9 @@ export interface CliIo {
 
 interface RunOptions {
   config?: string;
-  listen: string[];
-  forward: string[];
+  /** Absent when no -L was given (commander would print a default of [] in the help). */
+  listen?: string[];
+  forward?: string[];
   logLevel?: string;
 }
 
@@ -33,12 +36,16 @@ const SHUTDOWN_BACKSTOP_MS = 5000;
 
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error'] as const;
 
-const collect = (value: string, previous: string[]): string[] => [...previous, value];
+const collect = (value: string, previous: string[] | undefined): string[] => [
+  ...(previous ?? []),
+  value,
+];
 
 /** Loads `-c FILE` (if any) with the -L/-F additions; with neither, the embedded default. */
 export function loadRunConfig(options: RunOptions): Config {
-  const listen = options.listen.length === 0 && !options.config ? [DEFAULT_LISTEN] : options.listen;
-  const amend: Amend = amendFromUrls(listen, options.forward);
+  const given = options.listen ?? [];
+  const listen = given.length === 0 && !options.config ? [DEFAULT_LISTEN] : given;
+  const amend: Amend = amendFromUrls(listen, options.forward ?? []);
   if (options.config) return loadConfigFile(options.config, amend);
   return loadConfigText('', '<command line>', process.cwd(), amend);
 }
@@ -53,9 +60,10 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     .version(io.version, '-V, --version')
     .exitOverride()
     .configureOutput({ writeOut: io.stdout, writeErr: io.stderr })
-    .showHelpAfterError('(run "junction --help" for usage)');
+    .showHelpAfterError('(run "junction --help" for usage)')
+    .usage('[run] [options]\n       junction <command> [options]');
 
-  program
+  const run = program
     .command('run', { isDefault: true })
     .description('start the gateway (the default command)')
     .option('-c, --config <file>', 'configuration file (YAML)')
@@ -63,18 +71,18 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       '-L, --listen <url>',
       'add an inbound, e.g. socks5://:1080 or mixed://user:pass@0.0.0.0:1080',
       collect,
-      [],
     )
     .option(
       '-F, --forward <url>',
       'add an upstream hop, e.g. http://user:pass@proxy:3128; repeat for a chain',
       collect,
-      [],
     )
     .addOption(new Option('--log-level <level>', 'override log.level').choices(LOG_LEVELS))
     .action(async (options: RunOptions) => {
       exitCode = await runGateway(options);
     });
+  // Users type `junction --help` first, and mostly use the default command.
+  program.addHelpText('after', () => `\nOptions of run, the default command:\n${optionsHelp(run)}`);
 
   program
     .command('check')
@@ -151,7 +159,13 @@ async function runGateway(options: RunOptions): Promise<number> {
       'nothing to listen on: the configuration has no inbounds (add one, or -L)',
     );
   const gateway = createGateway(config, log, { source: () => loadRunConfig(options) });
-  await gateway.start();
+  const unwatch = watchProcessFaults(log);
+  try {
+    await gateway.start();
+  } catch (err) {
+    unwatch();
+    throw err;
+  }
   return new Promise<number>((resolve) => {
     let stopping = false;
     let finished = false;
@@ -161,6 +175,7 @@ async function runGateway(options: RunOptions): Promise<number> {
       process.off('SIGHUP', reload);
       process.off('SIGTERM', stop);
       process.off('SIGINT', stop);
+      unwatch();
       log.info('stopped');
       // The log's last lines are written before the exit, but a stuck destination must not
       // keep the process from exiting.
@@ -181,10 +196,13 @@ async function runGateway(options: RunOptions): Promise<number> {
       log.info({ signal, grace_ms: grace }, 'shutting down');
       void gateway.stop().finally(() => finish(EXIT_OK));
       // A backstop: whatever happens to the sessions, the process ends soon after the grace.
-      setTimeout(() => {
-        log.warn('shutdown overran its grace period: exiting');
-        finish(EXIT_RUNTIME);
-      }, grace + SHUTDOWN_BACKSTOP_MS).unref();
+      setTimeout(
+        () => {
+          log.warn('shutdown overran its grace period: exiting');
+          finish(EXIT_RUNTIME);
+        },
+        Math.min(grace + SHUTDOWN_BACKSTOP_MS, MAX_TIMER_MS),
+      ).unref();
     };
     const reload = (): void => {
       try {
@@ -197,6 +215,18 @@ async function runGateway(options: RunOptions): Promise<number> {
     process.on('SIGINT', stop);
     process.on('SIGHUP', reload);
   });
+}
+
+/** A command's options as its own help lists them, without --help. */
+function optionsHelp(command: Command): string {
+  const help = command.createHelp();
+  const options = help.visibleOptions(command).filter((option) => option.long !== '--help');
+  const width = Math.max(...options.map((option) => help.optionTerm(option).length));
+  return options
+    .map((option) =>
+      help.formatItem(help.optionTerm(option), width, help.optionDescription(option), help),
+    )
+    .join('\n');
 }
 
 function reportFailure(err: unknown, io: CliIo, debug: boolean): number {

@@ -13,7 +13,7 @@ import type { Runtime } from './session.js';
 import { startAdmin, type Admin } from './admin.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { createSelfEndpoints, type SelfEndpoints } from './self-endpoints.js';
-import { formatTarget } from './target.js';
+import { formatTarget, isLoopback } from './target.js';
 
 export interface Gateway {
   /** Starts every inbound; resolves with the addresses actually bound (port 0 → a free port). */
@@ -155,6 +155,7 @@ export function createGateway(initial: Config, log: Logger, options: GatewayOpti
             metrics,
             log: log.child({ admin: true }),
             reload: reloadFromSource,
+            token: () => config.admin?.token,
           });
         }
       } catch (err) {
@@ -224,12 +225,7 @@ async function withinGrace(done: Promise<unknown>, ms: number): Promise<void> {
 }
 
 function warnIfOpen(inbound: InboundConfig, log: Logger): void {
-  const host = inbound.listen.host;
-  const loopback =
-    (host.kind === 'ipv4' && host.ip.startsWith('127.')) ||
-    (host.kind === 'ipv6' && host.ip === '::1') ||
-    (host.kind === 'domain' && host.name === 'localhost');
-  if (!loopback && !inbound.auth && !inbound.allow) {
+  if (!isLoopback(inbound.listen.host) && !inbound.auth && !inbound.allow) {
     log.warn(
       { inbound: inbound.name, listen: formatTarget(inbound.listen) },
       'open proxy: this inbound listens beyond loopback with neither auth nor allow; anyone who can reach it can use it',

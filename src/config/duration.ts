@@ -1,5 +1,11 @@
 const UNIT_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 } as const;
 
+/**
+ * The longest delay a Node timer can wait: past 2^31-1 ms (about 24.8 days) setTimeout fires
+ * after 1 ms instead, so every duration of the configuration is bounded by this.
+ */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /** "500ms", "10s", "5m", "1h", or a sum such as "1m30s". Returns milliseconds, or undefined. */
 export function parseDuration(text: string): number | undefined {
   const trimmed = text.trim();
@@ -16,9 +22,19 @@ export function parseDuration(text: string): number | undefined {
   return Math.round(total);
 }
 
+/** The largest unit first, as in "596h31m23s647ms"; "0s" for zero. */
 export function formatDuration(ms: number): string {
-  if (ms % 3_600_000 === 0 && ms > 0) return `${ms / 3_600_000}h`;
-  if (ms % 60_000 === 0 && ms > 0) return `${ms / 60_000}m`;
-  if (ms % 1000 === 0) return `${ms / 1000}s`;
-  return `${ms}ms`;
+  const parts: string[] = [];
+  let rest = ms;
+  for (const [unit, size] of [
+    ['h', UNIT_MS.h],
+    ['m', UNIT_MS.m],
+    ['s', UNIT_MS.s],
+    ['ms', UNIT_MS.ms],
+  ] as const) {
+    const amount = Math.floor(rest / size);
+    if (amount > 0) parts.push(`${amount}${unit}`);
+    rest -= amount * size;
+  }
+  return parts.length > 0 ? parts.join('') : '0s';
 }

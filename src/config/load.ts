@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node } from 'yaml';
 import type { z } from 'zod';
+import { referenceIssues } from './references.js';
 import { configSchema, type Config } from './schema.js';
 
 export interface ConfigProblem {
@@ -59,9 +60,16 @@ export function loadConfigText(text: string, file: string, baseDir: string, amen
   }
   const data = (js ?? {}) as Record<string, unknown>;
   amend?.(data);
+  // Both always run, so one pass reports every problem of the file.
   const result = configSchema(baseDir).safeParse(data);
-  if (result.success) return result.data;
-  const problems = result.error.issues.flatMap((issue) => issueProblems(issue, doc, at));
+  const references = referenceIssues(data);
+  if (result.success && references.length === 0) return result.data;
+  const problems = [
+    ...(result.success
+      ? []
+      : result.error.issues.flatMap((issue) => issueProblems(issue, doc, at))),
+    ...references.map(({ path, message }) => problemAt(doc, path, message, at)),
+  ];
   problems.sort((a, b) => a.line - b.line || a.col - b.col);
   throw new ConfigError(problems);
 }
@@ -88,6 +96,15 @@ function issueProblems(issue: z.core.$ZodIssue, doc: Document, at: At): ConfigPr
   }
   const { node, complete } = nodeAt(doc, path);
   return [at(offsetOf(node), `${where}${issueMessage(issue, complete)}`)];
+}
+
+function problemAt(
+  doc: Document,
+  path: readonly (string | number)[],
+  message: string,
+  at: At,
+): ConfigProblem {
+  return at(offsetOf(nodeAt(doc, path).node), `${path.join('.')}: ${message}`);
 }
 
 function issueMessage(issue: z.core.$ZodIssue, present: boolean): string {

@@ -3,16 +3,15 @@ import { resolve as resolvePath } from 'node:path';
 import { z } from 'zod';
 import { parseCidr, type Cidr } from '../cidr.js';
 import { parseHost, parseHostPort, type Target } from '../target.js';
-import { parseDuration } from './duration.js';
+import { formatDuration, MAX_TIMER_MS, parseDuration } from './duration.js';
 import { parseDomainList } from '../route/domain-list.js';
 import { parseOutboundUrl } from './url.js';
 
 /**
- * The configuration schema: the single source of truth. The TypeScript types below are inferred
- * from it, and load.ts maps every issue's path back to a YAML position.
+ * The configuration schema: the single source of truth for each entry's shape. The TypeScript
+ * types below are inferred from it, and load.ts maps every issue's path back to a YAML position.
+ * What spans entries (names that must exist, be unique, not loop) is checked in references.ts.
  */
-
-const RESERVED_OUTBOUNDS = ['direct', 'reject'] as const;
 
 const duration = z
   .string('expected a duration such as 500ms, 10s, 5m or 1h')
@@ -22,6 +21,13 @@ const duration = z
       ctx.addIssue({
         code: 'custom',
         message: `bad duration "${text}" (use 500ms, 10s, 5m or 1h)`,
+      });
+      return z.NEVER;
+    }
+    if (ms > MAX_TIMER_MS) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `"${text}" is longer than the longest timer, ${MAX_TIMER_MS} ms (about 24.8 days); use ${formatDuration(MAX_TIMER_MS)} or less`,
       });
       return z.NEVER;
     }
@@ -134,8 +140,13 @@ const outbound = (baseDir: string) =>
       fallback: z.array(name).min(1).optional(),
       check: z
         .strictObject({
-          url: z.url().optional(),
-          tcp: z.string().optional(),
+          url: z
+            .url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' })
+            .optional(),
+          tcp: z
+            .string()
+            .refine((text) => parseHostPort(text) !== undefined, 'expected host:port')
+            .optional(),
           interval: duration.default(30_000),
           timeout: duration.default(5_000),
         })
@@ -219,25 +230,35 @@ function domainListFile(baseDir: string) {
 }
 
 function rule(baseDir: string) {
-  return z.strictObject({
-    domain: list(domain).optional(),
-    domain_suffix: list(domain).optional(),
-    domain_keyword: list(
-      z
-        .string()
-        .min(1)
-        .transform((s) => s.toLowerCase()),
-    ).optional(),
-    domain_regex: list(regex).optional(),
-    domain_list: domainListFile(baseDir).optional(),
-    ip_cidr: list(cidr).optional(),
-    resolve: z.boolean().default(false),
-    port: list(port).optional(),
-    source_cidr: list(cidr).optional(),
-    inbound: list(name).optional(),
-    user: list(z.string().min(1)).optional(),
-    outbound: name,
-  });
+  return z
+    .strictObject({
+      domain: list(domain).optional(),
+      domain_suffix: list(domain).optional(),
+      domain_keyword: list(
+        z
+          .string()
+          .min(1)
+          .transform((s) => s.toLowerCase()),
+      ).optional(),
+      domain_regex: list(regex).optional(),
+      domain_list: domainListFile(baseDir).optional(),
+      ip_cidr: list(cidr).optional(),
+      resolve: z.boolean().default(false),
+      port: list(port).optional(),
+      source_cidr: list(cidr).optional(),
+      inbound: list(name).optional(),
+      user: list(z.string().min(1)).optional(),
+      outbound: name,
+    })
+    .superRefine((r, ctx) => {
+      if (r.resolve && !r.ip_cidr) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['resolve'],
+          message: 'resolve applies to rules with ip_cidr only',
+        });
+      }
+    });
 }
 
 const denyItem = z.union([z.enum(['private', 'loopback']), cidr], {
@@ -255,133 +276,24 @@ const limits = z.strictObject({
 });
 
 export function configSchema(baseDir: string) {
-  return z
-    .strictObject({
-      log: z
-        .strictObject({
-          level: z.enum(['trace', 'debug', 'info', 'warn', 'error']).default('info'),
-          access: z.boolean().default(true),
-        })
-        .prefault({}),
-      admin: z.strictObject({ listen: listenAddress }).optional(),
-      limits: limits.prefault({}),
-      inbounds: z.array(inbound).default([]),
-      outbounds: z.array(outbound(baseDir)).default([]),
-      rules: z.array(rule(baseDir)).default([]),
-    })
-    .superRefine((config, ctx) => {
-      checkUnique(config.inbounds, 'inbounds', 'inbound', ctx);
-      checkUnique(config.outbounds, 'outbounds', 'outbound', ctx);
-      const outbounds = new Set<string>([
-        ...RESERVED_OUTBOUNDS,
-        ...config.outbounds.map((o) => o.name),
-      ]);
-      const inbounds = new Set(config.inbounds.map((i) => i.name));
-      config.outbounds.forEach((o, i) => {
-        if ((RESERVED_OUTBOUNDS as readonly string[]).includes(o.name)) {
-          ctx.addIssue({
-            code: 'custom',
-            path: ['outbounds', i, 'name'],
-            message: `"${o.name}" is built in and cannot be redefined`,
-          });
-        }
-        for (const key of ['chain', 'fallback'] as const) {
-          o[key]?.forEach((member, j) => {
-            if (!outbounds.has(member)) {
-              ctx.addIssue({
-                code: 'custom',
-                path: ['outbounds', i, key, j],
-                message: `unknown outbound "${member}"`,
-              });
-            } else if (key === 'chain' && member === 'reject') {
-              ctx.addIssue({
-                code: 'custom',
-                path: ['outbounds', i, key, j],
-                message: '"reject" cannot be part of a chain',
-              });
-            }
-          });
-        }
-      });
-      const cycle = findCycle(config.outbounds);
-      if (cycle) {
-        ctx.addIssue({
-          code: 'custom',
-          path: ['outbounds', cycle.index, 'name'],
-          message: `outbound "${cycle.path[0] ?? ''}" refers to itself: ${cycle.path.join(' -> ')}`,
-        });
-      }
-      config.rules.forEach((r, i) => {
-        if (!outbounds.has(r.outbound)) {
-          ctx.addIssue({
-            code: 'custom',
-            path: ['rules', i, 'outbound'],
-            message: `unknown outbound "${r.outbound}"`,
-          });
-        }
-        r.inbound?.forEach((n, j) => {
-          if (!inbounds.has(n)) {
-            ctx.addIssue({
-              code: 'custom',
-              path: ['rules', i, 'inbound', j],
-              message: `unknown inbound "${n}"`,
-            });
-          }
-        });
-        if (r.resolve && !r.ip_cidr) {
-          ctx.addIssue({
-            code: 'custom',
-            path: ['rules', i, 'resolve'],
-            message: 'resolve applies to rules with ip_cidr only',
-          });
-        }
-      });
-    });
-}
-
-function checkUnique(
-  items: readonly { name: string }[],
-  key: string,
-  what: string,
-  ctx: z.RefinementCtx,
-): void {
-  const seen = new Set<string>();
-  items.forEach((item, i) => {
-    if (seen.has(item.name)) {
-      ctx.addIssue({
-        code: 'custom',
-        path: [key, i, 'name'],
-        message: `duplicate ${what} name "${item.name}"`,
-      });
-    }
-    seen.add(item.name);
+  return z.strictObject({
+    log: z
+      .strictObject({
+        level: z.enum(['trace', 'debug', 'info', 'warn', 'error']).default('info'),
+        access: z.boolean().default(true),
+      })
+      .prefault({}),
+    admin: z
+      .strictObject({
+        listen: listenAddress,
+        token: z.string().min(1, 'an empty token would protect nothing').optional(),
+      })
+      .optional(),
+    limits: limits.prefault({}),
+    inbounds: z.array(inbound).default([]),
+    outbounds: z.array(outbound(baseDir)).default([]),
+    rules: z.array(rule(baseDir)).default([]),
   });
-}
-
-/** A chain or fallback that reaches itself again would recurse forever at dial time. */
-function findCycle(
-  outbounds: readonly {
-    name: string;
-    chain?: string[] | undefined;
-    fallback?: string[] | undefined;
-  }[],
-) {
-  const members = new Map(
-    outbounds.map((o) => [o.name, [...(o.chain ?? []), ...(o.fallback ?? [])]]),
-  );
-  const visit = (name: string, path: string[]): string[] | undefined => {
-    if (path.includes(name)) return [...path, name];
-    for (const next of members.get(name) ?? []) {
-      const found = visit(next, [...path, name]);
-      if (found) return found;
-    }
-    return undefined;
-  };
-  for (const [index, o] of outbounds.entries()) {
-    const path = visit(o.name, []);
-    if (path) return { index, path };
-  }
-  return undefined;
 }
 
 export type Config = z.output<ReturnType<typeof configSchema>>;

@@ -140,7 +140,7 @@ async function exchange(
       response.resume();
       throw new ProxyError(
         'UPSTREAM_AUTH_FAILED',
-        `upstream proxy authentication failed (${proxy.label})`,
+        `upstream proxy ${proxy.label} authentication failed`,
       );
     }
     const head = endToEndHeaders(response.rawHeaders);

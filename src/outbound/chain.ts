@@ -1,6 +1,6 @@
 import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
 import type { Duplex } from 'node:stream';
-import { fromDialError, ProxyError, type ErrorCode } from '../errors.js';
+import { fromDialError, ProxyError, toProxyError, type ErrorCode } from '../errors.js';
 import type { DestinationPolicy } from '../policy.js';
 import { formatTarget, hostToString, parseHost, type Target } from '../target.js';
 import { abortReason, createDirectOutbound, dialTcp, policedLookup } from './direct.js';
@@ -100,12 +100,15 @@ async function fold(
         conn = await hop.forwardHttp(conn.stream, context);
       } else {
         // The policy applies to the target only; the hops in between are configured proxies.
-        const to = await resolveFor(
-          hop,
-          next ? next.server : target,
-          next ? undefined : policy,
-          signal,
-        );
+        const to = next
+          ? await resolveFor(
+              hop,
+              next.server,
+              undefined,
+              signal,
+              `reach upstream proxy ${next.label}`,
+            )
+          : await resolveFor(hop, target, policy, signal, `connect to ${formatTarget(target)}`);
         conn = await hop.connect(conn.stream, to, context);
       }
       keepTrack(streams, conn.stream);
@@ -160,15 +163,18 @@ function keepTrack(streams: Duplex[], stream: Duplex): void {
   streams.push(stream);
 }
 
-/** socks5 and socks4 carry addresses: names are resolved here, and the policy checked. */
+/**
+ * socks5 and socks4 carry addresses: names are resolved here, and the policy checked. `what`
+ * begins the error messages: for a next hop it names that hop, never its host.
+ */
 async function resolveFor(
   hop: Hop,
   target: Target,
   policy: DestinationPolicy | undefined,
   signal: AbortSignal,
+  what: string,
 ): Promise<Target> {
   if (hop.resolvesNames || target.host.kind !== 'domain') return target;
-  const what = `connect to ${formatTarget(target)}`;
   const addresses = await new Promise<LookupAddress[]>((resolve, reject) => {
     const onAbort = (): void => {
       reject(abortReason(signal));
@@ -206,8 +212,7 @@ function timedOut(error: ProxyError, target: Target, stage: string): ProxyError 
 }
 
 function asProxyError(err: unknown, stage: string): ProxyError {
-  if (err instanceof ProxyError) return err;
   // Hops translate their own failures; anything else is reported without its details, which
   // could hold credentials.
-  return new ProxyError('UPSTREAM_FAILED', `${stage}: connect failed`);
+  return toProxyError(err, new ProxyError('UPSTREAM_FAILED', `${stage}: connect failed`));
 }

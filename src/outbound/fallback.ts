@@ -1,4 +1,4 @@
-import { ProxyError } from '../errors.js';
+import { ProxyError, toProxyError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { abortReason } from './direct.js';
 import type { Connected, DialContext, Outbound } from './types.js';
@@ -191,5 +191,5 @@ async function tryMember(
 }
 
 function asProxyError(err: unknown): ProxyError {
-  return err instanceof ProxyError ? err : new ProxyError('INTERNAL', 'internal error');
+  return toProxyError(err, new ProxyError('INTERNAL', 'internal error'));
 }

@@ -1,5 +1,5 @@
 import type { OutboundConfig } from '../config/schema.js';
-import { maskUrl, parseOutboundUrl, type ProxyUrl } from '../config/url.js';
+import { parseOutboundUrl, type ProxyUrl } from '../config/url.js';
 import type { Logger } from '../log.js';
 import type { DestinationPolicy } from '../policy.js';
 import { createChainOutbound } from './chain.js';
@@ -58,7 +58,7 @@ export function createOutbounds(
       throw new Error(`outbound "${usedBy}": "${name}" cannot be part of a chain`);
     }
     let hops: readonly Hop[];
-    if (config.url !== undefined) hops = [createHop(config.url, config.tls, policy)];
+    if (config.url !== undefined) hops = [createHop(name, config.url, config.tls, policy)];
     else if (config.chain) hops = config.chain.flatMap((member) => hopsOf(member, name));
     else
       throw new Error(`outbound "${usedBy}": fallback group "${name}" cannot be part of a chain`);
@@ -153,12 +153,21 @@ function parseable(text: string): boolean {
   }
 }
 
-function createHop(url: string, tls: OutboundConfig['tls'], policy: DestinationPolicy): Hop {
+/**
+ * A hop is labelled with its outbound's name: its errors reach clients (an HTTP 502 body), and
+ * a client is told which proxy failed and how, never where it is or with which credentials.
+ */
+function createHop(
+  name: string,
+  url: string,
+  tls: OutboundConfig['tls'],
+  policy: DestinationPolicy,
+): Hop {
   const parsed = parseOutboundUrl(url);
   // Validated by the schema; a failure here would be a bug.
-  if (parsed.error !== undefined) throw new Error(parsed.error);
+  if (parsed.error !== undefined) throw new Error(`outbound "${name}": ${parsed.error}`);
   const proxy = parsed.value;
-  const label = maskUrl(url.trim());
+  const label = `"${name}"`;
   if (isHttp(proxy)) {
     return createHttpHop(proxy, label, {
       ca: tls?.ca,

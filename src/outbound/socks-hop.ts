@@ -159,10 +159,7 @@ export function fromSocksError(
     );
   }
   if (message === 'Socks5 Authentication failed') {
-    return new ProxyError(
-      'UPSTREAM_AUTH_FAILED',
-      `upstream proxy authentication failed (${label})`,
-    );
+    return new ProxyError('UPSTREAM_AUTH_FAILED', `upstream proxy ${label} authentication failed`);
   }
   if (message.includes('no accepted authentication type')) {
     const detail = hasCredentials
@@ -170,7 +167,7 @@ export function fromSocksError(
       : ': it wants credentials and none are configured';
     return new ProxyError(
       'UPSTREAM_AUTH_FAILED',
-      `upstream proxy authentication failed (${label})${detail}`,
+      `upstream proxy ${label} authentication failed${detail}`,
     );
   }
   if (message === 'Proxy connection timed out') {

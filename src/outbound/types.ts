@@ -28,7 +28,7 @@ export interface DialContext {
  */
 export interface HttpProxyLink {
   readonly authorization: string | undefined;
-  /** The proxy's URL, password masked, for errors. */
+  /** How errors name the proxy: its outbound's name, quoted (never its URL). */
   readonly label: string;
   /**
    * Hands the stream back after a complete exchange that left it reusable (node:http emitted
@@ -76,7 +76,10 @@ export interface Outbound {
 export interface Hop {
   /** Where this proxy listens. */
   readonly server: Target;
-  /** Its URL with the password masked, for logs and error messages. */
+  /**
+   * How errors name this proxy: its outbound's name, quoted. Errors reach clients, so they never
+   * carry the proxy's URL, address or credentials.
+   */
   readonly label: string;
   /** socks5h, socks4a, http(s): the proxy resolves names; socks5, socks4: resolve first. */
   readonly resolvesNames: boolean;

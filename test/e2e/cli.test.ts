@@ -75,6 +75,28 @@ test('--version prints the package version and exits 0', async () => {
   assert.equal(result.stdout.trim(), version);
 });
 
+test('--help shows the options of the default command next to the commands', async () => {
+  const result = await runCli(['--help']);
+  assert.equal(result.code, 0);
+  assert.equal(result.stderr, '');
+  const help = result.stdout;
+  assert.match(help, /^Usage: junction \[run\] \[options\]$/m);
+  assert.match(help, /^Options of run, the default command:$/m);
+  for (const option of [
+    '-c, --config <file>',
+    '-L, --listen <url>',
+    '-F, --forward <url>',
+    '--log-level <level>',
+  ]) {
+    assert.match(help, new RegExp(`^  ${option.replace(/[[\]]/g, '\\$&')}  `, 'm'), option);
+  }
+  for (const command of ['run', 'check', 'route', 'hash-password']) {
+    assert.match(help, new RegExp(`^  ${command} `, 'm'), command);
+  }
+  // `junction help` says the same.
+  assert.equal((await runCli(['help'])).stdout, help);
+});
+
 test('check accepts config.example.yaml', async () => {
   const result = await runCli([
     'check',
@@ -94,11 +116,12 @@ test('check prints every problem as FILE:LINE:COL and exits 2, with no stack tra
   assert.equal(result.stdout, '');
   assert.equal(
     result.stderr,
-    `${file}:2:10: log.level: expected one of "trace", "debug", "info", "warn", "error"\n`,
+    `${file}:2:10: log.level: expected one of "trace", "debug", "info", "warn", "error"\n` +
+      `${file}:4:17: rules.0.outbound: unknown outbound "nowhere"\n`,
   );
 });
 
-test('check reports cross-references once the file is otherwise valid', async () => {
+test('check reports a cross-reference alone when it is the only problem', async () => {
   const file = join(dir, 'xref.yaml');
   writeFileSync(file, 'rules:\n  - { outbound: nowhere }\n');
   const result = await runCli(['check', '-c', file]);

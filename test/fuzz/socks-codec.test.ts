@@ -214,6 +214,9 @@ test('a UDP ASSOCIATE naming the placeholder host "0" (PySocks) means an unspeci
   assert.equal(parsed.value.command, 'udp-associate');
   assert.deepEqual(parsed.value.target, { host: { kind: 'ipv4', ip: '0.0.0.0' }, port: 1234 });
   assert.equal(parsed.consumed, 8);
-  // The same name in a CONNECT is still refused: a target must be a real host.
-  assert.equal(parseSocks5Request(Buffer.from('05010003013004d2', 'hex')).kind, 'error');
+  // In a CONNECT the same name is what the resolver makes of it, 0.0.0.0 (inet_aton), which
+  // deny_destinations' "loopback" covers.
+  const connect = parseSocks5Request(Buffer.from('05010003013004d2', 'hex'));
+  assert.ok(connect.kind === 'ok');
+  assert.deepEqual(connect.value.target, { host: { kind: 'ipv4', ip: '0.0.0.0' }, port: 1234 });
 });

@@ -207,8 +207,7 @@ test(
   'a wrong upstream password: HTTP 502 "upstream proxy authentication failed", SOCKS5 0x01',
   { skip },
   async () => {
-    const masked = `http://${CORP.name}:***@127.0.0.1:${squid.port}`;
-    const expected = `502 Bad Gateway: upstream proxy authentication failed (${masked})\n`;
+    const expected = '502 Bad Gateway: upstream proxy "corp-wrong" authentication failed\n';
     const forwarded = await curl(['-x', via('wrong'), `${origin.url}/tiny`, '-w', '%{http_code}']);
     assert.equal(forwarded.stdout.toString(), `${expected}502`);
     const tunnelled = await curl([
@@ -226,7 +225,7 @@ test(
     const line = await g.waitForLog(
       (l) => l.msg === 'session' && l.result === 'UPSTREAM_AUTH_FAILED',
     );
-    assert.equal(line.error, `upstream proxy authentication failed (${masked})`);
+    assert.equal(line.error, 'upstream proxy "corp-wrong" authentication failed');
   },
 );
 
@@ -234,7 +233,7 @@ test(
   "squid refusing CONNECT: 503 (target refused) and 403 (its ACL) reach the client with squid's status",
   { skip },
   async () => {
-    const masked = `http://${CORP.name}:***@127.0.0.1:${squid.port}`;
+    const masked = '"corp"';
     const client = await rawConnect(g.port('web'));
     client.write(`CONNECT 127.0.0.1:${deadPort} HTTP/1.1\r\nHost: 127.0.0.1:${deadPort}\r\n\r\n`);
     const answer = (await client.readToEnd(10_000)).toString('latin1');
@@ -268,7 +267,7 @@ test(
 
 test('an unreachable upstream is told apart from an unreachable target', { skip }, async () => {
   const result = await curl(['-x', via('dead'), `${origin.url}/tiny`, '-w', '%{http_code}']);
-  const masked = `http://${CORP.name}:***@127.0.0.1:${deadPort}`;
+  const masked = '"nowhere"';
   assert.equal(
     result.stdout.toString(),
     `502 Bad Gateway: cannot reach upstream proxy ${masked}: ECONNREFUSED\n502`,
@@ -302,7 +301,7 @@ test(
     assert.equal(lastRequest()?.remoteAddress, OUTGOING.tinyproxy);
     const tunnelled = await curl(['-p', '-x', via('tiny-auth'), `${origin.url}/tiny`]);
     assert.equal(tunnelled.stdout.toString(), 'ok\n', tunnelled.stderr);
-    const masked = `http://${TINY.name}:***@127.0.0.1:${tinyAuth.port}`;
+    const masked = '"tiny-wrong"';
     // tinyproxy refuses credentials with 401, not 407: to CONNECT that can only be its own
     // answer; to a plain request it could be the origin's, so it is passed on as it is.
     const client = await rawConnect(g.port('tiny-wrong'));
@@ -310,9 +309,7 @@ test(
     const answer = (await client.readToEnd()).toString('latin1');
     assert.match(answer, /^HTTP\/1\.1 502 Bad Gateway\r\n/);
     assert.ok(
-      answer.endsWith(
-        `\r\n\r\n502 Bad Gateway: upstream proxy authentication failed (${masked})\n`,
-      ),
+      answer.endsWith(`\r\n\r\n502 Bad Gateway: upstream proxy ${masked} authentication failed\n`),
       answer,
     );
     const forwardedWrong = await curl([

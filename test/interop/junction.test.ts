@@ -111,7 +111,7 @@ test(
     ]);
     assert.match(
       viaHttp.stdout.toString(),
-      /^502 Bad Gateway: upstream proxy socks5h:\/\/hop:\*\*\*@127\.0\.0\.1:\d+ could not connect to blocked\.test:80: not allowed by its rules \(SOCKS5 reply 0x02\)\n502$/,
+      /^502 Bad Gateway: upstream proxy "s5h" could not connect to blocked\.test:80: not allowed by its rules \(SOCKS5 reply 0x02\)\n502$/,
     );
   },
 );
@@ -147,11 +147,10 @@ test(
 );
 
 test('wrong credentials for the upstream junction: HTTP 502, SOCKS5 0x01', { skip }, async () => {
-  const masked = `http://${HOP.username}:***@127.0.0.1:${upstream.port('http')}`;
   const result = await curl(['-x', httpUrl('h-wrong'), `${origin.url}/tiny`, '-w', '%{http_code}']);
   assert.equal(
     result.stdout.toString(),
-    `502 Bad Gateway: upstream proxy authentication failed (${masked})\n502`,
+    '502 Bad Gateway: upstream proxy "h-wrong" authentication failed\n502',
   );
   for (const inbound of ['h-wrong', 's-wrong']) {
     const socks = await socks5Connect(g.port(inbound), '127.0.0.1', origin.port);

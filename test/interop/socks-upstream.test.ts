@@ -126,7 +126,7 @@ test(
     assert.match(
       String(remoteLine.error),
       new RegExp(
-        `^upstream proxy socks5h://127\\.0\\.0\\.1:${dante.port} could not connect to nothing\\.invalid:80: .* \\(SOCKS5 reply ${rep}\\)$`,
+        `^upstream proxy "dante-5h" could not connect to nothing\\.invalid:80: .* \\(SOCKS5 reply ${rep}\\)$`,
       ),
     );
     const named = await curl([
@@ -166,7 +166,7 @@ test(
     );
     assert.equal(
       line.error,
-      `upstream proxy socks5h://127.0.0.1:${dante.port} could not connect to 127.0.0.1:${deadPort}: connection refused (SOCKS5 reply 0x05)`,
+      `upstream proxy "dante-5h" could not connect to 127.0.0.1:${deadPort}: connection refused (SOCKS5 reply 0x05)`,
     );
     const viaHttp = await curl([
       '-x',
@@ -177,7 +177,7 @@ test(
     ]);
     assert.equal(
       viaHttp.stdout.toString(),
-      `502 Bad Gateway: upstream proxy socks5h://127.0.0.1:${dante.port} could not connect to 127.0.0.1:${deadPort}: connection refused (SOCKS5 reply 0x05)\n502`,
+      `502 Bad Gateway: upstream proxy "dante-5h" could not connect to 127.0.0.1:${deadPort}: connection refused (SOCKS5 reply 0x05)\n502`,
     );
   },
 );
@@ -186,23 +186,20 @@ test(
   'a wrong upstream SOCKS password: SOCKS5 0x01 and HTTP 502 "upstream proxy authentication failed"',
   { skip },
   async () => {
-    for (const [inbound, masked] of [
-      ['ms-wrong', `socks5h://${MS.name}:***@127.0.0.1:${microsocks.port}`],
-      ['dante-wrong', `socks5h://${SYSTEM_USER.name}:***@127.0.0.1:${danteAuth.port}`],
-    ] as const) {
+    for (const inbound of ['ms-wrong', 'dante-wrong']) {
       const socks = await socks5Connect(g.port(inbound), '127.0.0.1', origin.port);
       assert.equal(socks.reply, 0x01, inbound);
       socks.client.socket.destroy();
       const result = await curl(['-x', http(inbound), `${origin.url}/tiny`, '-w', '%{http_code}']);
       assert.equal(
         result.stdout.toString(),
-        `502 Bad Gateway: upstream proxy authentication failed (${masked})\n502`,
+        `502 Bad Gateway: upstream proxy "${inbound}" authentication failed\n502`,
       );
     }
     const none = await curl(['-x', http('dante-none'), `${origin.url}/tiny`, '-w', '%{http_code}']);
     assert.equal(
       none.stdout.toString(),
-      `502 Bad Gateway: upstream proxy authentication failed (socks5h://127.0.0.1:${danteAuth.port}): it wants credentials and none are configured\n502`,
+      '502 Bad Gateway: upstream proxy "dante-none" authentication failed: it wants credentials and none are configured\n502',
     );
   },
 );

@@ -240,3 +240,85 @@ test('a missing file is reported as such', () => {
     /missing\.yaml:1:1: cannot read config: no such file/,
   );
 });
+
+test('a duration beyond a 32-bit millisecond timer is a configuration error at its value', () => {
+  assert.deepEqual(problemsOf('limits:\n  connect_timeout: 596h31m23s647ms\n'), []);
+  const tooLong =
+    'is longer than the longest timer, 2147483647 ms (about 24.8 days); use 596h31m23s647ms or less';
+  assert.deepEqual(problemsOf('limits:\n  connect_timeout: 600h\n'), [
+    `2:20: limits.connect_timeout: "600h" ${tooLong}`,
+  ]);
+  assert.deepEqual(problemsOf('limits:\n  idle_timeout: 596h31m23s648ms\n'), [
+    `2:17: limits.idle_timeout: "596h31m23s648ms" ${tooLong}`,
+  ]);
+  const keys = ['handshake_timeout', 'connect_timeout', 'idle_timeout', 'udp_idle_timeout'];
+  const problems = problemsOf(
+    [
+      'limits:',
+      ...[...keys, 'shutdown_grace'].map((key) => `  ${key}: 9999h`),
+      'outbounds:',
+      '  - name: group',
+      '    fallback: [direct]',
+      '    check: { tcp: "127.0.0.1:1", interval: 100000h, timeout: 25000h }',
+    ].join('\n'),
+  );
+  assert.deepEqual(
+    problems.map((p) => p.replace(/ ".*$/, '')),
+    [
+      '2:22: limits.handshake_timeout:',
+      '3:20: limits.connect_timeout:',
+      '4:17: limits.idle_timeout:',
+      '5:21: limits.udp_idle_timeout:',
+      '6:19: limits.shutdown_grace:',
+      '10:44: outbounds.0.check.interval:',
+      '10:62: outbounds.0.check.timeout:',
+    ],
+  );
+});
+
+test('references to unknown names are reported in the same pass as every other problem', () => {
+  const problems = problemsOf(
+    [
+      'limits: { connect_timeout: soon }',
+      'inbounds:',
+      '  - { name: lan, type: socks, listen: "nowhere" }',
+      'outbounds:',
+      '  - { name: corp, url: "ftp://proxy:21" }',
+      '  - { name: both, chain: [corp, tor] }',
+      '  - { name: both, fallback: [corp] }',
+      'rules:',
+      '  - { domain: [bad..domain], outbound: corp }',
+      '  - { inbound: wan, outbound: nowhere }',
+      '  - { port: 99999, outbound: tor }',
+    ].join('\n'),
+  );
+  assert.deepEqual(problems, [
+    '1:28: limits.connect_timeout: bad duration "soon" (use 500ms, 10s, 5m or 1h)',
+    '3:39: inbounds.0.listen: bad listen address "nowhere" (use IP:PORT or [IPv6]:PORT)',
+    '5:24: outbounds.0.url: unsupported scheme "ftp" (use http, https, socks4, socks4a, socks5, socks5h)',
+    '6:33: outbounds.1.chain.1: unknown outbound "tor"',
+    '7:13: outbounds.2.name: duplicate outbound name "both"',
+    '9:16: rules.0.domain.0: bad domain "bad..domain"',
+    '10:16: rules.1.inbound: unknown inbound "wan"',
+    '10:31: rules.1.outbound: unknown outbound "nowhere"',
+    '11:13: rules.2.port.0: bad port 99999 (use 1-65535)',
+    '11:30: rules.2.outbound: unknown outbound "tor"',
+  ]);
+});
+
+test('what the outbounds cannot be built from is a configuration error too', () => {
+  assert.deepEqual(
+    problemsOf(
+      [
+        'outbounds:',
+        '  - { name: g, fallback: [direct], check: { tcp: "no port", url: "ftp://x/" } }',
+        '  - { name: c, chain: [g] }',
+      ].join('\n'),
+    ),
+    [
+      '2:50: outbounds.0.check.tcp: expected host:port',
+      '2:66: outbounds.0.check.url: expected an http:// or https:// URL',
+      '3:24: outbounds.1.chain.0: fallback group "g" cannot be part of a chain',
+    ],
+  );
+});

@@ -22,7 +22,7 @@ import { parseHost, type Target } from '../../src/target.js';
  */
 
 const PASSWORD = 'Unit-secret-pw-1';
-const LABEL = 'socks5h://u:***@127.0.0.1:1080';
+const LABEL = '"up"';
 
 const lines: string[] = [];
 const log = createLogger(
@@ -103,9 +103,7 @@ test('an upstream SOCKS5 REP keeps its byte for a SOCKS5 client and maps to an H
     assert.equal(httpStatus(err), status, name);
     assert.match(
       err.message,
-      new RegExp(
-        `^upstream proxy socks5h://u:\\*\\*\\*@127\\.0\\.0\\.1:1080 could not connect to h:1: .+ \\(SOCKS5 reply 0x0${rep}\\)$`,
-      ),
+      new RegExp(`^upstream proxy "up" could not connect to h:1: .+ \\(SOCKS5 reply 0x0${rep}\\)$`),
     );
   }
   const unassigned = fromSocksError(
@@ -125,14 +123,14 @@ test('other socks client failures map to auth, timeout and general failures', ()
       'UPSTREAM_AUTH_FAILED',
       0x01,
       502,
-      /^upstream proxy authentication failed \(socks5h:\/\/u:\*\*\*@127\.0\.0\.1:1080\)$/,
+      /^upstream proxy "up" authentication failed$/,
     ],
     [
       'Received invalid Socks5 initial handshake (no accepted authentication type)',
       'UPSTREAM_AUTH_FAILED',
       0x01,
       502,
-      /authentication failed .*accepts none of the offered methods$/,
+      /authentication failed: it accepts none of the offered methods$/,
     ],
     ['Proxy connection timed out', 'CONNECT_TIMEOUT', 0x06, 504, /did not answer in time$/],
     [
@@ -167,9 +165,9 @@ test('other socks client failures map to auth, timeout and general failures', ()
 });
 
 test('an upstream HTTP proxy status maps to a code; its status is in the message', () => {
-  const label = 'http://u:***@p:3128';
+  const label = '"up"';
   const cases: [number, string, number, number, string][] = [
-    [407, 'UPSTREAM_AUTH_FAILED', 502, 0x01, `upstream proxy authentication failed (${label})`],
+    [407, 'UPSTREAM_AUTH_FAILED', 502, 0x01, `upstream proxy ${label} authentication failed`],
     [
       403,
       'UPSTREAM_REFUSED',
@@ -424,10 +422,7 @@ test('bytes sent with the CONNECT 200 are read first', async () => {
 test('a wrong password, a 407, a dead proxy, a TLS failure and a timeout: no password anywhere', async () => {
   const wrong = await failure(socksUrl(`${PASSWORD}-wrong`), target('example.test', 80));
   assert.equal(wrong.code, 'UPSTREAM_AUTH_FAILED');
-  assert.equal(
-    wrong.message,
-    `upstream proxy authentication failed (socks5h://u:***@127.0.0.1:${fake.port})`,
-  );
+  assert.equal(wrong.message, 'upstream proxy "up" authentication failed');
 
   httpAnswer =
     'HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm="x"\r\nContent-Length: 0\r\n\r\n';
@@ -435,10 +430,7 @@ test('a wrong password, a 407, a dead proxy, a TLS failure and a timeout: no pas
     `http://u:${PASSWORD}@127.0.0.1:${httpProxyPort}`,
     target('example.test', 443),
   );
-  assert.equal(
-    denied.message,
-    `upstream proxy authentication failed (http://u:***@127.0.0.1:${httpProxyPort})`,
-  );
+  assert.equal(denied.message, 'upstream proxy "up" authentication failed');
   httpAnswer = 'HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n';
   const unavailable = await failure(
     `http://u:${PASSWORD}@127.0.0.1:${httpProxyPort}`,
@@ -446,7 +438,7 @@ test('a wrong password, a 407, a dead proxy, a TLS failure and a timeout: no pas
   );
   assert.equal(
     unavailable.message,
-    `upstream proxy http://u:***@127.0.0.1:${httpProxyPort} answered 503 Service Unavailable to CONNECT example.test:443`,
+    'upstream proxy "up" answered 503 Service Unavailable to CONNECT example.test:443',
   );
 
   const dead = createServer();
@@ -459,10 +451,7 @@ test('a wrong password, a 407, a dead proxy, a TLS failure and a timeout: no pas
     target('example.test', 80),
   );
   assert.equal(unreachable.code, 'UPSTREAM_FAILED');
-  assert.equal(
-    unreachable.message,
-    `cannot reach upstream proxy socks5h://u:***@127.0.0.1:${deadPort}: ECONNREFUSED`,
-  );
+  assert.equal(unreachable.message, 'cannot reach upstream proxy "up": ECONNREFUSED');
 
   httpAnswer = 'HTTP/1.1 200 Connection established\r\n\r\n';
   const tls = await failure(
@@ -470,12 +459,7 @@ test('a wrong password, a 407, a dead proxy, a TLS failure and a timeout: no pas
     target('example.test', 443),
   );
   assert.equal(tls.code, 'UPSTREAM_FAILED');
-  assert.match(
-    tls.message,
-    new RegExp(
-      `^TLS to upstream proxy https://u:\\*\\*\\*@127\\.0\\.0\\.1:${httpProxyPort} failed: `,
-    ),
-  );
+  assert.match(tls.message, /^TLS to upstream proxy "up" failed: /);
 
   // A proxy that accepts and never answers: the session's signal ends the wait.
   const held: Socket[] = [];
@@ -493,10 +477,7 @@ test('a wrong password, a 407, a dead proxy, a TLS failure and a timeout: no pas
       context(300),
     );
     assert.equal(timedOut.code, 'CONNECT_TIMEOUT');
-    assert.equal(
-      timedOut.message,
-      `connect to example.test:80 timed out at upstream proxy socks5h://u:***@127.0.0.1:${silentPort}`,
-    );
+    assert.equal(timedOut.message, 'connect to example.test:80 timed out at upstream proxy "up"');
   } finally {
     for (const socket of held) socket.destroy();
     silent.close();
