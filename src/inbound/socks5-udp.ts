@@ -23,12 +23,8 @@ const replies: SocksReplies = {
 export function createAssociateHandler(env: ProtocolEnv): AssociateHandler {
   return async (client, declared) => {
     const session = openSession({ ...client, protocol: 'socks5-udp' }, client.user, declared);
-    const { socket, allowed } = client.accepted;
-    if (!allowed) {
-      const notAllowed = new ProxyError('NOT_ALLOWED', 'client address not allowed');
-      await refuse(session, socket, notAllowed, replies);
-      return;
-    }
+    // A client outside `allow` never gets here: socks5.ts refuses its every request.
+    const { socket } = client.accepted;
     let relay: UdpSocket;
     try {
       // For a 0.0.0.0 or :: listener, the address this client connected to.
