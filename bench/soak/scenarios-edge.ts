@@ -107,22 +107,21 @@ export const probe: Scenario = {
   },
 };
 
-/** The handshake of a way, as bytes that never complete it. */
+/**
+ * The handshake of a way, as bytes that never complete it: the last field announces (or, for
+ * SOCKS4 and HTTP, never ends) more bytes than the client will drip before the deadline.
+ */
 function dripBytes(run: Run): Buffer {
   const { way } = run;
   const endless = (unit: string): string => unit.repeat(200);
   if (way.kind === 'socks5') {
     const credentials = credentialsFor(way);
-    const greeting = Buffer.from([5, 1, credentials ? 2 : 0]);
-    const auth = credentials
-      ? Buffer.from([1, credentials.username.length, ...Buffer.from(credentials.username)])
-      : Buffer.alloc(0);
-    return Buffer.concat([
-      greeting,
-      auth,
-      Buffer.from([5, 1, 0, 3, 255]),
-      Buffer.from(endless('d')),
-    ]);
+    if (!credentials) {
+      return Buffer.concat([Buffer.from([5, 1, 0, 5, 1, 0, 3, 255]), Buffer.from(endless('d'))]);
+    }
+    const user = Buffer.from(credentials.username);
+    const greetingAndUser = Buffer.from([5, 1, 2, 1, user.length, ...user, 255]);
+    return Buffer.concat([greetingAndUser, Buffer.from(endless('p'))]);
   }
   if (way.kind === 'socks4' || way.kind === 'socks4a') {
     return Buffer.concat([Buffer.from([4, 1, 0, 80, 127, 0, 0, 1]), Buffer.from(endless('u'))]);
