@@ -32,21 +32,16 @@ export function createLogger(
 
 /**
  * One write per access line costs a thread-pool round trip each; batching them is most of the
- * logging cost saved. The timer bounds how long a line can wait, so a quiet gateway's log is
- * still current.
+ * logging cost saved. The periodic flush bounds how long a line can wait, so a quiet gateway's
+ * log is still current.
  */
 function batchedDestination(fd: number): DestinationStream {
-  const destination = pino.destination({ dest: fd, sync: false, minLength: BATCH_BYTES });
-  const timer = setInterval(() => {
-    // flush() throws while the stream is still opening; the next tick will do.
-    try {
-      destination.flush();
-    } catch {
-      /* not ready yet */
-    }
-  }, FLUSH_EVERY_MS);
-  timer.unref();
-  return destination;
+  return pino.destination({
+    dest: fd,
+    sync: false,
+    minLength: BATCH_BYTES,
+    periodicFlush: FLUSH_EVERY_MS,
+  });
 }
 
 /** Keeps what helps an operator (type, message, code); drops foreign properties and causes. */
