@@ -1,5 +1,5 @@
-// RFC 9112 §3.2.2 (absolute-form), RFC 9110 §7.6.1 (hop-by-hop fields), §7.6.3 (Via), §7.8
-// (Upgrade): a forward proxy for plain http:// and ws:// targets.
+// RFC 9110 §7.6 (message forwarding), RFC 9112 §3.2.2 (absolute-form to an upstream proxy): a
+// forward proxy for plain http:// and ws:// targets.
 import { request, type ClientRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { Transform, type Duplex } from 'node:stream';
@@ -7,46 +7,10 @@ import { pipeline } from 'node:stream/promises';
 import { errorCode, httpStatus, ProxyError } from '../errors.js';
 import type { Connected, HttpProxyLink } from '../outbound/types.js';
 import type { Session } from '../session.js';
-import { formatTarget, parseHostPort, type Target } from '../target.js';
+import { formatTarget } from '../target.js';
 import { errorText } from './http-connect.js';
 import { endToEndHeaders, forwardedRequestHeaders, rawHead } from './http-headers.js';
-
-export interface AbsoluteTarget {
-  readonly target: Target;
-  /** The URL's host[:port], as the client wrote it (userinfo removed): the Host to send. */
-  readonly authority: string;
-  /** Path and query, exactly as received (not normalised: the origin decides what they mean). */
-  readonly path: string;
-}
-
-const DEFAULT_PORTS: ReadonlyMap<string, number> = new Map([
-  ['http', 80],
-  ['ws', 80],
-]);
-const TLS_SCHEMES = new Set(['https', 'wss']);
-const ABSOLUTE_FORM = /^([A-Za-z][A-Za-z0-9+.-]*):\/\/([^/?#]*)([^#]*)/;
-
-/** Parses an absolute-form request-target; a string is the reason it was refused (400). */
-export function parseAbsoluteForm(url: string): AbsoluteTarget | string {
-  const match = ABSOLUTE_FORM.exec(url);
-  if (!match) {
-    return 'this is a proxy: send absolute-form requests (GET http://host/path) or CONNECT host:port';
-  }
-  const [, rawScheme = '', rawAuthority = '', rest = ''] = match;
-  const scheme = rawScheme.toLowerCase();
-  if (TLS_SCHEMES.has(scheme)) return `use CONNECT for ${scheme}:// targets`;
-  const defaultPort = DEFAULT_PORTS.get(scheme);
-  if (defaultPort === undefined) return `unsupported scheme "${scheme}"`;
-  const authority = rawAuthority.slice(rawAuthority.lastIndexOf('@') + 1);
-  const hasPort = /:\d*$/.test(authority) && !authority.endsWith(']');
-  const withPort = hasPort
-    ? authority.replace(/:$/, `:${defaultPort}`)
-    : `${authority}:${defaultPort}`;
-  const target = parseHostPort(withPort);
-  if (!target) return `bad host in "${authority}"`;
-  const path = rest === '' ? '/' : rest.startsWith('/') ? rest : `/${rest}`;
-  return { target, authority, path };
-}
+import type { AbsoluteTarget } from './http-target.js';
 
 /**
  * Forwards one request and its response, both bodies streamed with backpressure. Direct, the

@@ -8,8 +8,9 @@ import { httpStatus } from '../errors.js';
 import type { Session } from '../session.js';
 import { formatTarget } from '../target.js';
 import { connectOrAnswer, errorText, lingerThenDestroy, replyAndClose } from './http-connect.js';
-import { upstreamError, type AbsoluteTarget } from './http-forward.js';
+import { upstreamError } from './http-forward.js';
 import { endToEndHeaders, forwardedRequestHeaders, rawHead } from './http-headers.js';
+import type { AbsoluteTarget } from './http-target.js';
 
 /**
  * An absolute-form request with `Connection: Upgrade`: forwarded with its Upgrade fields; after

@@ -14,7 +14,8 @@ import {
   statusText,
   tunnel,
 } from './http-connect.js';
-import { forward, parseAbsoluteForm, replyError } from './http-forward.js';
+import { forward, replyError } from './http-forward.js';
+import { parseAbsoluteForm } from './http-target.js';
 import { forwardUpgrade } from './http-upgrade.js';
 import type { Accepted, ProtocolEnv, ProtocolHandler } from './types.js';
 
