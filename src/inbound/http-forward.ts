@@ -1,10 +1,10 @@
-// RFC 9110 §7.6 (message forwarding), RFC 9112 §3.2.2 (absolute-form to an upstream proxy): a
-// forward proxy for plain http:// and ws:// targets.
+// RFC 9110 §7.6 (message forwarding), §9.2.2 (idempotent methods), RFC 9112 §3.2.2 (absolute-form
+// to an upstream proxy): a forward proxy for plain http:// and ws:// targets.
 import { request, type ClientRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { Transform, type Duplex } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { errorCode, httpStatus, ProxyError } from '../errors.js';
+import { errorCode, httpStatus, ProxyError, toProxyError } from '../errors.js';
 import type { Connected, HttpProxyLink } from '../outbound/types.js';
 import type { Session } from '../session.js';
 import { formatTarget } from '../target.js';
@@ -13,10 +13,16 @@ import { endToEndHeaders, forwardedRequestHeaders, rawHead } from './http-header
 import type { AbsoluteTarget } from './http-target.js';
 
 /**
- * Forwards one request and its response, both bodies streamed with backpressure. Direct, the
- * origin connection serves this request only (`Connection: close` towards it). When the outbound
- * ends at an HTTP proxy (`httpProxy`), the request goes to the proxy in absolute-form with the
- * proxy's credentials, and the connection may be kept for the next request to the same target.
+ * RFC 9110 §9.2.2: the methods whose request can be sent twice with the effect of once. Only
+ * these are sent again when a kept-alive connection fails, as Squid does.
+ */
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
+
+/**
+ * Forwards one request and its response, both bodies streamed with backpressure. When the
+ * outbound ends at an HTTP proxy (`httpProxy`), the request goes to the proxy in absolute-form
+ * with the proxy's credentials. Either way the connection may be kept for the next request to
+ * the same target, when the outbound pools it.
  */
 export async function forward(
   session: Session,
@@ -24,22 +30,33 @@ export async function forward(
   res: ServerResponse,
   at: AbsoluteTarget,
 ): Promise<void> {
-  // RFC 9112 §6.3: a request with neither field has no body. Such a request can be sent again
-  // when a kept-alive proxy connection turns out to have been closed in the meantime.
+  // RFC 9112 §6.3: a request with neither field has no body. An idempotent request without a
+  // body has nothing to replay: it can be sent again when a kept-alive connection turns out to
+  // have been closed in the meantime (RFC 9110 §9.2.2).
   const bodyless =
     (req.headers['content-length'] ?? '0') === '0' &&
     req.headers['transfer-encoding'] === undefined;
+  const retriable = bodyless && IDEMPOTENT.has(req.method ?? '');
   for (;;) {
     let conn: Connected;
     try {
       conn = await session.connect('http');
     } catch (err) {
-      replyError(res, req, err as ProxyError);
-      session.fail(err as ProxyError);
+      const error = toProxyError(err, new ProxyError('INTERNAL', 'internal error'));
+      replyError(res, req, error);
+      session.fail(error);
       return;
     }
-    if ((await exchange(session, req, res, at, conn, bodyless)) === 'done') return;
+    const outcome = await exchange(session, req, res, at, conn, { bodyless, retriable });
+    if (outcome === 'done') return;
   }
+}
+
+interface ExchangeOptions {
+  /** The request has no body: nothing to stream up. */
+  readonly bodyless: boolean;
+  /** It may be sent again on a new connection if a reused one fails before any answer. */
+  readonly retriable: boolean;
 }
 
 /** One request and response on `conn`; 'retry' when a reused connection failed before answering. */
@@ -49,7 +66,7 @@ async function exchange(
   res: ServerResponse,
   at: AbsoluteTarget,
   conn: Connected,
-  bodyless: boolean,
+  { bodyless, retriable }: ExchangeOptions,
 ): Promise<'done' | 'retry'> {
   const { stream: upstream, httpProxy: proxy } = conn;
   // Kept-alive streams come from an upstream proxy's pool or from the direct outbound's.
@@ -122,7 +139,7 @@ async function exchange(
     const failure = watch.failure();
     if (
       reused &&
-      bodyless &&
+      retriable &&
       response === undefined &&
       failure === undefined &&
       !(err instanceof ProxyError)
