@@ -3,9 +3,10 @@
 import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { httpStatus, type ProxyError } from '../errors.js';
+import { httpStatus, ProxyError, toProxyError } from '../errors.js';
 import type { Session } from '../session.js';
 import { parseHostPort, type Target } from '../target.js';
+import { watchWaitingClient } from './http-waiting.js';
 
 /** How long a rejected client may keep sending before its socket is destroyed. */
 const LINGER_MS = 5_000;
@@ -40,7 +41,7 @@ export function statusText(status: number, message: string): string {
 
 /**
  * Answers on a socket node:http no longer manages (CONNECT, upgrade, parse errors), then closes
- * it. `extraHeaders` are `[name, value, ...]` pairs.
+ * it; a client already gone gets nothing. `extraHeaders` are `[name, value, ...]` pairs.
  */
 export function replyAndClose(
   socket: Socket,
@@ -48,6 +49,7 @@ export function replyAndClose(
   text: string,
   extraHeaders: readonly string[] = [],
 ): void {
+  if (socket.destroyed) return;
   const body = `${text}\n`;
   let head = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\n`;
   head += `Content-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n`;
@@ -80,15 +82,27 @@ export function lingerThenDestroy(socket: Socket): void {
 /**
  * Routes and dials for a session that owns the raw client socket (CONNECT, Upgrade); a failure
  * is answered with its status, the socket closed and the session ended, and gives undefined.
+ * A client that leaves during the dial ends it at once (CLIENT_CLOSED); the bytes it sends
+ * meanwhile are kept for the tunnel.
  */
 export async function connectOrAnswer(
   session: Session,
   socket: Socket,
 ): Promise<Duplex | undefined> {
+  if (socket.destroyed) {
+    // The client left while it was being checked (a password hash takes a while).
+    session.fail(new ProxyError('CLIENT_CLOSED', 'client closed before the connection was made'));
+    return undefined;
+  }
+  // Destroying the client aborts the dial: the session watches it.
+  const waiting = watchWaitingClient(socket, () => socket.destroy());
   try {
-    return (await session.connect()).stream;
+    const { stream } = await session.connect();
+    waiting.release();
+    return stream;
   } catch (err) {
-    const error = err as ProxyError;
+    waiting.release();
+    const error = toProxyError(err, new ProxyError('INTERNAL', 'internal error'));
     replyAndClose(socket, httpStatus(error), errorText(error));
     session.fail(error);
     return undefined;

@@ -37,6 +37,11 @@ export async function forward(
     (req.headers['content-length'] ?? '0') === '0' &&
     req.headers['transfer-encoding'] === undefined;
   const retriable = bodyless && IDEMPOTENT.has(req.method ?? '');
+  if (res.destroyed) {
+    // The client left while it was being checked (a password hash takes a while).
+    session.fail(new ProxyError('CLIENT_CLOSED', 'client closed before the request was sent'));
+    return;
+  }
   for (;;) {
     let conn: Connected;
     try {
@@ -209,7 +214,8 @@ export function replyError(
  * Which side failed first decides the logged error, since the other side is torn down after
  * it: the client closing (or being closed, e.g. at shutdown), or no bytes either way for
  * `idleMs` (backpressure stalls the origin socket too when the client stops reading).
- * Anything else is the origin's failure.
+ * Anything else is the origin's failure. A client that leaves before its response is complete
+ * has its upstream connection closed at once, whether the origin was answering or not.
  */
 function watchFailures(client: Socket, res: ServerResponse, upstream: Duplex, idleMs: number) {
   let first: ProxyError | undefined;
@@ -218,11 +224,12 @@ function watchFailures(client: Socket, res: ServerResponse, upstream: Duplex, id
     if (err instanceof ProxyError) reason ??= err;
   };
   client.on('error', onClientError);
-  res.once('close', () => {
-    if (!res.writableFinished) {
-      first ??= reason ?? new ProxyError('CLIENT_CLOSED', 'client closed the connection');
-    }
-  });
+  const onClose = (): void => {
+    if (res.writableFinished) return;
+    first ??= reason ?? new ProxyError('CLIENT_CLOSED', 'client closed the connection');
+    upstream.destroy();
+  };
+  res.once('close', onClose);
   const timed = upstream as Duplex & { setTimeout?: Socket['setTimeout'] };
   const onIdle = (): void => {
     first ??= new ProxyError('IDLE_TIMEOUT', `no traffic for ${idleMs}ms`);
@@ -233,6 +240,7 @@ function watchFailures(client: Socket, res: ServerResponse, upstream: Duplex, id
     failure: () => first,
     stop: () => {
       client.off('error', onClientError);
+      res.off('close', onClose);
       // The upstream connection may serve another request: nothing of this one stays on it.
       timed.setTimeout?.(0);
       upstream.off('timeout', onIdle);

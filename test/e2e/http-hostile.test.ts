@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { connect, type AddressInfo, type Socket } from 'node:net';
 import { after, before, test } from 'node:test';
-import { startGateway, type TestGateway } from '../helpers/gateway.js';
+import { startGateway, type LogLine, type TestGateway } from '../helpers/gateway.js';
 import {
   rawConnect,
   startHttpOrigin,
@@ -9,21 +12,153 @@ import {
   type RawClient,
   type TcpServer,
 } from '../helpers/net.js';
+import { eventually } from '../helpers/udp.js';
+import { watchWaitingClient } from '../../src/inbound/http-waiting.js';
 
+/** Long enough that only a prompt close, never a timeout, can pass the "promptly" checks. */
+const LONG = { connect_timeout: '30s', idle_timeout: '60s', handshake_timeout: '30s' };
+const PROMPTLY_MS = 3000;
+
+/** Counts the requests it is serving at once; answers `body <path>` on the next turn. */
+interface CountingOrigin {
+  readonly port: number;
+  readonly server: Server;
+  active: number;
+  maxActive: number;
+  /** The most connections open at once. */
+  maxSockets: number;
+  served: string[];
+  readonly sockets: Set<Socket>;
+}
+
+/** A TCP server that reads requests and never answers: each connection is reported once it spoke. */
+interface Holder {
+  readonly server: TcpServer;
+  /** Resolves with the next connection that sent bytes, and the bytes of its first chunk. */
+  next(): Promise<{ socket: Socket; first: Buffer }>;
+}
+
+let counting: CountingOrigin;
 let origin: HttpOrigin;
+let holder: Holder;
 let g: TestGateway;
+/** connect_timeout 500 ms, idle_timeout 1 s. */
+let quick: TestGateway;
 const clients: RawClient[] = [];
 
 before(async () => {
+  counting = await startCountingOrigin();
   origin = await startHttpOrigin();
-  g = await startGateway({ inbounds: [{ name: 'web', type: 'http', listen: '127.0.0.1:0' }] });
+  holder = await startHolder();
+  g = await startGateway({
+    limits: LONG,
+    inbounds: [
+      { name: 'web', type: 'http', listen: '127.0.0.1:0' },
+      { name: 'via-holder', type: 'http', listen: '127.0.0.1:0' },
+    ],
+    outbounds: [{ name: 'holder', url: `http://127.0.0.1:${holder.server.port}` }],
+    rules: [{ inbound: ['via-holder'], outbound: 'holder' }],
+  });
+  quick = await startGateway({
+    limits: { connect_timeout: '500ms', idle_timeout: '1s' },
+    inbounds: [{ name: 'quick', type: 'http', listen: '127.0.0.1:0' }],
+  });
 });
 
 after(async () => {
   for (const client of clients) client.socket.destroy();
-  await g.stop();
-  await origin.close();
+  await Promise.all([g.stop(), quick.stop()]);
+  for (const socket of counting.sockets) socket.destroy();
+  await Promise.all([
+    new Promise<void>((resolve) => counting.server.close(() => resolve())),
+    origin.close(),
+    holder.server.close(),
+  ]);
 });
+
+async function startCountingOrigin(): Promise<CountingOrigin> {
+  const server = createServer();
+  const state: CountingOrigin = {
+    port: 0,
+    server,
+    active: 0,
+    maxActive: 0,
+    maxSockets: 0,
+    served: [],
+    sockets: new Set(),
+  };
+  server.on('connection', (socket: Socket) => {
+    state.sockets.add(socket);
+    state.maxSockets = Math.max(state.maxSockets, state.sockets.size);
+    socket.once('close', () => state.sockets.delete(socket));
+  });
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    state.active++;
+    state.maxActive = Math.max(state.maxActive, state.active);
+    req.resume();
+    // Answered on a later turn of the event loop, so that requests sent at once overlap here.
+    setImmediate(() => {
+      state.served.push(req.url ?? '');
+      const body = `body ${req.url ?? ''}`;
+      res.writeHead(200, { 'Content-Length': Buffer.byteLength(body) });
+      res.end(body, () => state.active--);
+    });
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return Object.assign(state, { port: (server.address() as AddressInfo).port });
+}
+
+async function startHolder(): Promise<Holder> {
+  const spoke: { socket: Socket; first: Buffer }[] = [];
+  const waiters: ((value: { socket: Socket; first: Buffer }) => void)[] = [];
+  const server = await startTcpServer((socket) => {
+    socket.once('data', (first: Buffer) => {
+      const waiter = waiters.shift();
+      if (waiter) waiter({ socket, first });
+      else spoke.push({ socket, first });
+    });
+  });
+  return {
+    server,
+    next() {
+      const ready = spoke.shift();
+      if (ready) return Promise.resolve(ready);
+      return within(
+        new Promise((resolve) => waiters.push(resolve)),
+        5000,
+        'a request at the holding server',
+      );
+    },
+  };
+}
+
+/** `promise`, or a rejection naming `what` after `ms`. */
+function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`timed out after ${ms}ms: ${what}`)), ms);
+    promise.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (err: unknown) => {
+        clearTimeout(timer);
+        reject(err instanceof Error ? err : new Error(String(err)));
+      },
+    );
+  });
+}
+
+/** Resolves when the peer of `socket` has closed (FIN or reset), or fails after `ms`. */
+function closedWithin(socket: Socket, ms: number, what: string): Promise<void> {
+  if (socket.readableEnded || socket.closed) return Promise.resolve();
+  const ended = new Promise<void>((resolve) => {
+    socket.once('end', () => resolve());
+    socket.once('close', () => resolve());
+  });
+  return within(ended, ms, what);
+}
 
 async function open(port: number): Promise<RawClient> {
   const client = await rawConnect(port);
@@ -45,7 +180,161 @@ async function readAnswer(client: RawClient, timeoutMs = 5000): Promise<Answer> 
   return { status: Number(head.slice(9, 12)), head, body };
 }
 
+const sessionFor =
+  (target: string) =>
+  (line: LogLine): boolean =>
+    line.msg === 'session' && line.target === target;
+
 const local = (port: number): string => `127.0.0.1:${port}`;
+const upgradeHead = (target: string, path = '/'): string =>
+  `GET http://${target}${path} HTTP/1.1\r\nHost: ${target}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n`;
+
+// A client that leaves
+
+test('a client leaving while the origin holds its request closes the origin connection at once', async () => {
+  const target = local(holder.server.port);
+  const client = await open(g.port('web'));
+  client.write(`GET http://${target}/hold HTTP/1.1\r\nHost: ${target}\r\n\r\n`);
+  const { socket } = await holder.next();
+  client.socket.destroy();
+  await closedWithin(socket, PROMPTLY_MS, 'the origin connection closing');
+  const line = await g.waitForLog((l) => sessionFor(target)(l) && l.result !== undefined);
+  assert.equal(line.result, 'CLIENT_CLOSED');
+});
+
+test('a client leaving before its CONNECT is answered closes the upstream connection at once', async () => {
+  const target = local(counting.port);
+  const client = await open(g.port('via-holder'));
+  client.write(`CONNECT ${target} HTTP/1.1\r\nHost: ${target}\r\n\r\n`);
+  const { socket, first } = await holder.next();
+  assert.match(first.toString('latin1'), new RegExp(`^CONNECT ${target} HTTP/1\\.1\\r\\n`));
+  client.socket.destroy();
+  await closedWithin(socket, PROMPTLY_MS, 'the upstream proxy connection closing');
+  const line = await g.waitForLog((l) => sessionFor(target)(l) && l.protocol === 'connect');
+  assert.equal(line.result, 'CLIENT_CLOSED');
+});
+
+test('a client leaving while an Upgrade waits for the origin closes the origin connection at once', async () => {
+  const target = local(holder.server.port);
+  const client = await open(g.port('web'));
+  client.write(upgradeHead(target, '/upgrade-leave'));
+  const { socket, first } = await holder.next();
+  assert.match(first.toString('latin1'), /^GET \/upgrade-leave HTTP\/1\.1\r\n/);
+  client.socket.destroy();
+  await closedWithin(socket, PROMPTLY_MS, 'the origin connection closing');
+  const line = await g.waitForLog(sessionFor(target));
+  assert.equal(line.result, 'CLIENT_CLOSED');
+});
+
+test('bytes a client sends while its tunnel is being dialled are kept for the tunnel, in order', async () => {
+  const server = await startTcpServer(() => undefined);
+  const client = connect({ port: server.port, host: '127.0.0.1' });
+  client.on('error', () => undefined);
+  try {
+    await once(client, 'connect');
+    await eventually(
+      () => server.sockets.length === 1,
+      () => 'no connection',
+    );
+    const socket = server.sockets[0]!;
+    let left = false;
+    const waiting = watchWaitingClient(socket, () => (left = true));
+    client.write('early ');
+    client.write('bytes');
+    await eventually(
+      () => socket.bytesRead === 11,
+      () => `${socket.bytesRead} bytes read`,
+    );
+    waiting.release();
+    client.write(' later');
+    const chunks: Buffer[] = [];
+    // Left paused, as the relay finds it (its pipe resumes it).
+    assert.equal(socket.isPaused(), true);
+    socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+    socket.resume();
+    await eventually(
+      () => Buffer.concat(chunks).length === 17,
+      () => Buffer.concat(chunks).toString(),
+    );
+    assert.equal(Buffer.concat(chunks).toString(), 'early bytes later');
+    assert.equal(left, false);
+  } finally {
+    client.destroy();
+    await server.close();
+  }
+});
+
+// Upgrade deadlines
+
+test('an Upgrade the origin does not answer within connect_timeout gets 504 and both sides close', async () => {
+  const target = local(holder.server.port);
+  const client = await open(quick.port());
+  client.write(upgradeHead(target, '/upgrade-silent'));
+  const { socket } = await holder.next();
+  const answer = await readAnswer(client, 5000);
+  assert.equal(answer.status, 504);
+  assert.match(answer.head, /^HTTP\/1\.1 504 Gateway Timeout\r\n/);
+  assert.match(answer.body, /^504 Gateway Timeout: .*upgrade/);
+  await client.closed();
+  await closedWithin(socket, PROMPTLY_MS, 'the origin connection closing');
+  const line = await quick.waitForLog(sessionFor(target));
+  assert.equal(line.result, 'CONNECT_TIMEOUT');
+});
+
+test('an upgraded connection with no traffic is closed after idle_timeout', async () => {
+  const silent = await startTcpServer((socket) => {
+    socket.once('data', () =>
+      socket.write(
+        'HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n',
+      ),
+    );
+  });
+  try {
+    const target = local(silent.port);
+    const client = await open(quick.port());
+    client.write(upgradeHead(target));
+    assert.match((await client.readUntil('\r\n\r\n')).toString(), /^HTTP\/1\.1 101 /);
+    await client.closed(5000);
+    const line = await quick.waitForLog(sessionFor(target));
+    assert.equal(line.result, 'IDLE_TIMEOUT');
+  } finally {
+    await silent.close();
+  }
+});
+
+test('a refused Upgrade whose origin stalls mid-answer is cut after idle_timeout', async () => {
+  const stalled = await startTcpServer((socket) => {
+    socket.once('data', () =>
+      socket.write('HTTP/1.1 403 Forbidden\r\nContent-Length: 100\r\n\r\npartial'),
+    );
+  });
+  try {
+    const target = local(stalled.port);
+    const client = await open(quick.port());
+    client.write(upgradeHead(target));
+    await client.readUntil('partial');
+    await client.closed(5000);
+    await closedWithin(stalled.sockets[0]!, PROMPTLY_MS, 'the origin connection closing');
+    const line = await quick.waitForLog(sessionFor(target));
+    assert.equal(line.result, 'IDLE_TIMEOUT');
+  } finally {
+    await stalled.close();
+  }
+});
+
+test('an Upgrade request with a body answers 400 and reaches no origin', async () => {
+  const target = local(holder.server.port);
+  const before = holder.server.sockets.length;
+  const client = await open(g.port('web'));
+  client.write(
+    `GET http://${target}/upgrade-body HTTP/1.1\r\nHost: ${target}\r\nConnection: Upgrade\r\n` +
+      'Upgrade: websocket\r\nContent-Length: 5\r\n\r\nhello',
+  );
+  const answer = await readAnswer(client);
+  assert.equal(answer.status, 400);
+  await client.closed();
+  assert.equal(holder.server.sockets.length, before);
+});
 
 // Framing cannot be removed by Connection
 

@@ -585,11 +585,14 @@ test('a client leaving while the connect is pending ends its session as CLIENT_C
   assert.equal(line.target, target);
 });
 
-test('a CONNECT client that half-closes while waiting still gets its answer', async () => {
+test('a CONNECT client that closes its side while waiting has left: no answer, CLIENT_CLOSED', async () => {
+  const target = `localhost:${blackhole.port}`;
   const client = await open(quick.port());
-  client.write(`CONNECT ${local(blackhole.port)} HTTP/1.1\r\n\r\n`);
+  client.write(`CONNECT ${target} HTTP/1.1\r\n\r\n`);
   client.socket.end();
-  assert.equal((await readAnswer(client)).status, 504);
+  assert.equal((await client.readToEnd()).length, 0);
+  const line = await quick.waitForLog((l) => l.msg === 'session' && l.target === target);
+  assert.equal(line.result, 'CLIENT_CLOSED');
 });
 
 test('Expect: 100-continue: the 100 comes from the origin, and a 407 comes before any upload', async () => {
