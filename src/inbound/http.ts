@@ -16,6 +16,7 @@ import {
 } from './http-connect.js';
 import { forward, replyError } from './http-forward.js';
 import { parseAbsoluteForm } from './http-target.js';
+import { createTurns } from './http-turns.js';
 import { forwardUpgrade } from './http-upgrade.js';
 import type { Accepted, ProtocolEnv, ProtocolHandler } from './types.js';
 
@@ -37,9 +38,9 @@ type Refuse = (error: ProxyError) => void;
 
 export function createHttpHandler(env: ProtocolEnv): ProtocolHandler {
   const clients = new WeakMap<Socket, Accepted>();
-  // Sockets with a response under way (a parse error there cannot be answered), and sockets
-  // already answered for a parse error.
-  const responding = new WeakSet<Socket>();
+  // The requests of each connection, served one at a time, and a parse error after them.
+  // Sockets already answered for a parse error.
+  const turns = createTurns();
   const answered = new WeakSet<Socket>();
   const server = createServer({
     headersTimeout: env.runtime().limits.handshake_timeout,
@@ -105,51 +106,66 @@ export function createHttpHandler(env: ProtocolEnv): ProtocolHandler {
     };
 
   const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
-    responding.add(req.socket);
-    res.once('close', () => responding.delete(req.socket));
-    const at = parseAbsoluteForm(req.url ?? '');
-    if (typeof at === 'string') {
-      replyError(res, req, new ProxyError('BAD_REQUEST', at));
-      return;
-    }
-    const refuse: Refuse = (error) => {
-      replyError(res, req, error, challenge(error));
-    };
-    run(req, 'http', at.target, refuse, (session) => forward(session, req, res, at));
+    turns.take(req.socket, () => {
+      let work = Promise.resolve();
+      const at = parseAbsoluteForm(req.url ?? '');
+      if (typeof at === 'string') {
+        replyError(res, req, new ProxyError('BAD_REQUEST', at));
+      } else {
+        const refuse: Refuse = (error) => {
+          replyError(res, req, error, challenge(error));
+        };
+        run(req, 'http', at.target, refuse, (session) => (work = forward(session, req, res, at)));
+      }
+      // The next request waits for this answer, and for this exchange to hand its outbound
+      // connection back (to be reused by the next one).
+      return closed(res).then(() => work);
+    });
   };
   server.on('request', onRequest);
   // `Expect: 100-continue`: the 100 comes from the origin (forward() passes it on), not from
   // node:http before the client is even authenticated.
   server.on('checkContinue', onRequest);
 
-  // node:http hands over the socket for CONNECT and upgrades: answers are written raw.
+  // node:http hands over the socket for CONNECT and upgrades: answers are written raw. One
+  // pipelined behind other requests waits for their answers before it takes the connection.
   server.on('connect', (req: IncomingMessage, _socket: Duplex, head: Buffer) => {
     const socket = req.socket;
-    const target = parseConnectAuthority(req.url ?? '');
-    if (!target) {
-      const text = `bad CONNECT authority "${req.url ?? ''}" (use host:port)`;
-      refuseRaw(socket)(new ProxyError('BAD_REQUEST', text));
-      return;
-    }
-    run(req, 'connect', target, refuseRaw(socket), (session) => tunnel(session, socket, head));
+    const serve = (): Promise<void> => {
+      const target = parseConnectAuthority(req.url ?? '');
+      if (!target) {
+        const text = `bad CONNECT authority "${req.url ?? ''}" (use host:port)`;
+        refuseRaw(socket)(new ProxyError('BAD_REQUEST', text));
+      } else {
+        const refuse = refuseRaw(socket);
+        run(req, 'connect', target, refuse, (session) => tunnel(session, socket, head));
+      }
+      return closed(socket);
+    };
+    turns.take(socket, serve, true);
   });
 
   server.on('upgrade', (req: IncomingMessage, _socket: Duplex, head: Buffer) => {
     const socket = req.socket;
-    const at = parseAbsoluteForm(req.url ?? '');
-    if (typeof at === 'string') {
-      refuseRaw(socket)(new ProxyError('BAD_REQUEST', at));
-      return;
-    }
-    run(req, 'http', at.target, refuseRaw(socket), (session) =>
-      forwardUpgrade(session, req, socket, head, at),
-    );
+    const serve = (): Promise<void> => {
+      const at = parseAbsoluteForm(req.url ?? '');
+      if (typeof at === 'string') {
+        refuseRaw(socket)(new ProxyError('BAD_REQUEST', at));
+      } else {
+        const refuse = refuseRaw(socket);
+        run(req, 'http', at.target, refuse, (session) =>
+          forwardUpgrade(session, req, socket, head, at),
+        );
+      }
+      return closed(socket);
+    };
+    turns.take(socket, serve, true);
   });
 
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
     // node:http reports every later chunk of a broken stream too: answer once, then linger.
     if (answered.has(socket)) return;
-    if (err.code === 'ECONNRESET' || !socket.writable || responding.has(socket)) {
+    if (err.code === 'ECONNRESET' || !socket.writable) {
       socket.destroy();
       return;
     }
@@ -159,7 +175,15 @@ export function createHttpHandler(env: ProtocolEnv): ProtocolHandler {
       `malformed request (${err.code ?? 'parse error'})`,
     ];
     clients.get(socket)?.log.debug({ code: err.code }, `http: ${what}`);
-    replyAndClose(socket, status, statusText(status, what));
+    // Pipelined behind requests still being served: answered in its turn, after theirs.
+    turns.take(
+      socket,
+      () => {
+        replyAndClose(socket, status, statusText(status, what));
+        return closed(socket);
+      },
+      true,
+    );
   });
 
   return {
@@ -178,6 +202,12 @@ export function createHttpHandler(env: ProtocolEnv): ProtocolHandler {
       server.close();
     },
   };
+}
+
+/** Resolves once `stream` has closed (a response: finished or torn down). */
+function closed(stream: Socket | ServerResponse): Promise<void> {
+  if ('closed' in stream && stream.closed) return Promise.resolve();
+  return new Promise((resolve) => stream.once('close', () => resolve()));
 }
 
 /**

@@ -13,6 +13,7 @@ import {
   type TcpServer,
 } from '../helpers/net.js';
 import { eventually } from '../helpers/udp.js';
+import { createTurns, MAX_WAITING } from '../../src/inbound/http-turns.js';
 import { watchWaitingClient } from '../../src/inbound/http-waiting.js';
 
 /** Long enough that only a prompt close, never a timeout, can pass the "promptly" checks. */
@@ -188,6 +189,145 @@ const sessionFor =
 const local = (port: number): string => `127.0.0.1:${port}`;
 const upgradeHead = (target: string, path = '/'): string =>
   `GET http://${target}${path} HTTP/1.1\r\nHost: ${target}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n`;
+
+// Pipelining
+
+test('200 pipelined requests reach the origin one at a time and are answered in order', async () => {
+  const target = local(counting.port);
+  const count = 200;
+  counting.maxActive = 0;
+  counting.maxSockets = 0;
+  counting.served = [];
+  const client = await open(g.port('web'));
+  let requests = '';
+  for (let i = 0; i < count; i++) {
+    requests += `GET http://${target}/p${i} HTTP/1.1\r\nHost: ${target}\r\n\r\n`;
+  }
+  client.write(requests);
+  for (let i = 0; i < count; i++) {
+    const answer = await readAnswer(client);
+    assert.equal(answer.status, 200, `answer ${i}`);
+    assert.equal(answer.body, `body /p${i}`);
+  }
+  assert.equal(counting.maxActive, 1, 'requests of one client connection overlapped');
+  assert.equal(counting.maxSockets, 1, 'one client connection opened several origin connections');
+  assert.deepEqual(
+    counting.served,
+    Array.from({ length: count }, (_, i) => `/p${i}`),
+  );
+  client.socket.destroy();
+  // Kept-alive origin connections are closed after 4 s unused: none outlives that.
+  await eventually(
+    () => counting.sockets.size === 0,
+    () => `${counting.sockets.size} origin connections still open`,
+    10_000,
+  );
+});
+
+test('requests pipelined behind one the origin holds never reach it, and go when the client does', async () => {
+  const target = local(holder.server.port);
+  const before = holder.server.sockets.length;
+  const client = await open(g.port('web'));
+  let requests = '';
+  for (let i = 0; i < 20; i++) {
+    requests += `GET http://${target}/held${i} HTTP/1.1\r\nHost: ${target}\r\n\r\n`;
+  }
+  client.write(requests);
+  const { socket, first } = await holder.next();
+  assert.match(first.toString('latin1'), /^GET \/held0 HTTP\/1\.1\r\n/);
+  client.socket.destroy();
+  await closedWithin(socket, PROMPTLY_MS, 'the origin connection closing with the client');
+  assert.equal(holder.server.sockets.length - before, 1, 'one origin connection for 20 requests');
+  const line = await g.waitForLog(sessionFor(target));
+  assert.equal(line.result, 'CLIENT_CLOSED');
+});
+
+test('a CONNECT pipelined behind a request is answered after it, then tunnels', async () => {
+  const echo = await startTcpServer((socket) => socket.pipe(socket));
+  try {
+    const target = local(counting.port);
+    const client = await open(g.port('web'));
+    client.write(
+      `GET http://${target}/before-connect HTTP/1.1\r\nHost: ${target}\r\n\r\n` +
+        `CONNECT ${local(echo.port)} HTTP/1.1\r\n\r\n`,
+    );
+    const answer = await readAnswer(client);
+    assert.equal(answer.body, 'body /before-connect');
+    assert.equal(
+      (await client.readUntil('\r\n\r\n')).toString(),
+      'HTTP/1.1 200 Connection Established\r\n\r\n',
+    );
+    client.write('through');
+    assert.equal((await client.read(7)).toString(), 'through');
+  } finally {
+    await echo.close();
+  }
+});
+
+test('a malformed request pipelined behind good ones is answered 400 after them', async () => {
+  const target = local(counting.port);
+  const client = await open(g.port('web'));
+  client.write(
+    `GET http://${target}/first HTTP/1.1\r\nHost: ${target}\r\n\r\n` +
+      `GET http://${target}/second HTTP/1.1\r\nHost: ${target}\r\n\r\n` +
+      'NOT HTTP AT ALL\r\n\r\n',
+  );
+  assert.equal((await readAnswer(client)).body, 'body /first');
+  assert.equal((await readAnswer(client)).body, 'body /second');
+  const refused = await readAnswer(client);
+  assert.equal(refused.status, 400);
+  assert.match(refused.body, /^400 Bad Request: malformed request/);
+  await client.closed();
+});
+
+test(`a connection with ${MAX_WAITING} requests waiting is no longer read`, async () => {
+  const turns = createTurns();
+  let parsed = 0;
+  let serverSide: Socket | undefined;
+  const server = createServer((req) => {
+    parsed++;
+    serverSide = req.socket;
+    // The first request is never over: every later one waits.
+    turns.take(req.socket, () => new Promise<void>(() => undefined));
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const client = connect((server.address() as AddressInfo).port, '127.0.0.1');
+  client.on('error', () => undefined);
+  try {
+    await once(client, 'connect');
+    const request = 'GET http://x/ HTTP/1.1\r\nHost: x\r\n\r\n';
+    const batch = request.repeat(1000);
+    const total = 1000;
+    for (let i = 0; i < total; i++) client.write(batch);
+    await eventually(
+      () => parsed >= MAX_WAITING,
+      () => `${parsed} parsed`,
+    );
+    // Reading has stopped once the server side reads nothing more for a while; a server still
+    // reading would go on through all the requests sent.
+    let last = -1;
+    let quietPolls = 0;
+    await eventually(
+      () => {
+        const read = serverSide?.bytesRead ?? 0;
+        quietPolls = read === last ? quietPolls + 1 : 0;
+        last = read;
+        return quietPolls >= 20;
+      },
+      () => `still reading: ${last} bytes`,
+      10_000,
+    );
+    // What one read brings in is parsed whole (64 KiB), nothing after it.
+    const oneRead = Math.ceil((64 * 1024) / request.length);
+    assert.ok(parsed <= MAX_WAITING + 1 + oneRead, `${parsed} requests parsed`);
+    assert.ok(last < 1024 * 1024, `${last} bytes read`);
+  } finally {
+    client.destroy();
+    server.closeAllConnections();
+    server.close();
+  }
+});
 
 // A client that leaves
 
