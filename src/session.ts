@@ -52,9 +52,10 @@ export interface Session {
   readonly limits: Limits;
   /**
    * Routes and dials. Rejects only with ProxyError, so the inbound can answer in its protocol.
-   * `purpose` 'http': the stream will carry plain http:// requests (see DialPurpose).
+   * `purpose` 'http': the stream will carry plain http:// requests (see DialPurpose). `via`:
+   * the Via list for an upstream HTTP proxy's CONNECT (see DialContext.via).
    */
-  connect(purpose?: DialPurpose): Promise<Connected>;
+  connect(purpose?: DialPurpose, via?: readonly string[]): Promise<Connected>;
   /** Relays until both directions end, releases both streams, logs. Never rejects. */
   relay(client: Socket, upstream: Duplex): Promise<void>;
   /** Ends a session whose bytes were moved by the inbound itself (HTTP forwarding). */
@@ -113,7 +114,7 @@ export function startSession(context: SessionContext, info: SessionInfo, client:
       return log();
     },
     limits: runtime.limits,
-    async connect(purpose = 'tunnel') {
+    async connect(purpose = 'tunnel', via) {
       if (!context.clientAllowed) throw new ProxyError('NOT_ALLOWED', 'client address not allowed');
       const controller = new AbortController();
       const onClientGone = (): void => {
@@ -138,6 +139,7 @@ export function startSession(context: SessionContext, info: SessionInfo, client:
           signal: controller.signal,
           purpose,
           deadline,
+          ...(via === undefined ? {} : { via }),
           get log() {
             return log();
           },

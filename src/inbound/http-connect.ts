@@ -1,11 +1,12 @@
 // RFC 9110 §9.3.6 (CONNECT): the tunnel is answered with 2xx only once the target is reached,
 // then carries raw bytes both ways. RFC 9112 §3.2.3 (authority-form: "host:port").
-import { STATUS_CODES } from 'node:http';
+import { STATUS_CODES, type IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { httpStatus, ProxyError, toProxyError } from '../errors.js';
 import type { Session } from '../session.js';
 import { parseHostPort, type Target } from '../target.js';
+import { viaValues } from '../via.js';
 import { watchWaitingClient } from './http-waiting.js';
 
 /** How long a rejected client may keep sending before its socket is destroyed. */
@@ -21,8 +22,14 @@ export function parseConnectAuthority(authority: string): Target | undefined {
  * into a tunnel that does not exist yet), forwards the bytes node:http read past the request
  * head, and relays until both directions end.
  */
-export async function tunnel(session: Session, socket: Socket, head: Buffer): Promise<void> {
-  const upstream = await connectOrAnswer(session, socket);
+export async function tunnel(
+  session: Session,
+  req: IncomingMessage,
+  socket: Socket,
+  head: Buffer,
+  viaEntry: string,
+): Promise<void> {
+  const upstream = await connectOrAnswer(session, req, socket, viaEntry);
   if (!upstream) return;
   socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
   if (head.length > 0) upstream.write(head);
@@ -83,11 +90,14 @@ export function lingerThenDestroy(socket: Socket): void {
  * Routes and dials for a session that owns the raw client socket (CONNECT, Upgrade); a failure
  * is answered with its status, the socket closed and the session ended, and gives undefined.
  * A client that leaves during the dial ends it at once (CLIENT_CLOSED); the bytes it sends
- * meanwhile are kept for the tunnel.
+ * meanwhile are kept for the tunnel. The request's Via list, with our entry, goes on to an
+ * upstream HTTP proxy (RFC 9110 §7.6.3), so that a loop through it is seen wherever it closes.
  */
 export async function connectOrAnswer(
   session: Session,
+  request: IncomingMessage,
   socket: Socket,
+  viaEntry: string,
 ): Promise<Duplex | undefined> {
   if (socket.destroyed) {
     // The client left while it was being checked (a password hash takes a while).
@@ -97,7 +107,8 @@ export async function connectOrAnswer(
   // Destroying the client aborts the dial: the session watches it.
   const waiting = watchWaitingClient(socket, () => socket.destroy());
   try {
-    const { stream } = await session.connect();
+    const via = [...viaValues(request.rawHeaders), viaEntry];
+    const { stream } = await session.connect('tunnel', via);
     waiting.release();
     return stream;
   } catch (err) {

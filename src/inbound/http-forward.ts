@@ -29,6 +29,7 @@ export async function forward(
   req: IncomingMessage,
   res: ServerResponse,
   at: AbsoluteTarget,
+  viaEntry: string,
 ): Promise<void> {
   // RFC 9112 §6.3: a request with neither field has no body. An idempotent request without a
   // body has nothing to replay: it can be sent again when a kept-alive connection turns out to
@@ -52,7 +53,11 @@ export async function forward(
       session.fail(error);
       return;
     }
-    const outcome = await exchange(session, req, res, at, conn, { bodyless, retriable });
+    const outcome = await exchange(session, req, res, at, conn, {
+      bodyless,
+      retriable,
+      viaEntry,
+    });
     if (outcome === 'done') return;
   }
 }
@@ -62,6 +67,7 @@ interface ExchangeOptions {
   readonly bodyless: boolean;
   /** It may be sent again on a new connection if a reused one fails before any answer. */
   readonly retriable: boolean;
+  readonly viaEntry: string;
 }
 
 /** One request and response on `conn`; 'retry' when a reused connection failed before answering. */
@@ -71,7 +77,7 @@ async function exchange(
   res: ServerResponse,
   at: AbsoluteTarget,
   conn: Connected,
-  { bodyless, retriable }: ExchangeOptions,
+  { bodyless, retriable, viaEntry }: ExchangeOptions,
 ): Promise<'done' | 'retry'> {
   const { stream: upstream, httpProxy: proxy } = conn;
   // Kept-alive streams come from an upstream proxy's pool or from the direct outbound's.
@@ -96,7 +102,7 @@ async function exchange(
   const outgoing = request({
     method: req.method ?? 'GET',
     path: proxy ? `http://${at.authority}${at.path}` : at.path,
-    headers: requestHeaders(req, at.authority, proxy, keep !== undefined),
+    headers: requestHeaders(req, at.authority, viaEntry, proxy, keep !== undefined),
     createConnection: () => upstream,
   });
   // With raw header pairs and no agent node:http resets this after reading our `Connection:
@@ -129,7 +135,7 @@ async function exchange(
         `upstream proxy authentication failed (${proxy.label})`,
       );
     }
-    const head = endToEndHeaders(response.rawHeaders);
+    const head = endToEndHeaders(response.rawHeaders, viaEntry);
     down += rawHead(response, head).length;
     res.writeHead(response.statusCode ?? 502, response.statusMessage, head);
     await pipeline(
@@ -179,10 +185,11 @@ async function exchange(
 function requestHeaders(
   req: IncomingMessage,
   authority: string,
+  viaEntry: string,
   proxy: HttpProxyLink | undefined,
   keepAlive: boolean,
 ): string[] {
-  const headers = forwardedRequestHeaders(req, authority);
+  const headers = forwardedRequestHeaders(req, authority, viaEntry);
   if (proxy?.authorization !== undefined) {
     headers.push('Proxy-Authorization', proxy.authorization);
   }

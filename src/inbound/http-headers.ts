@@ -23,14 +23,16 @@ const HOP_BY_HOP = new Set([
  */
 const NOT_CONNECTION_OPTIONS = new Set(['content-length', 'transfer-encoding', 'host']);
 
-const VIA = '1.1 junction';
-
 /**
  * The end-to-end fields of a message as raw `[name, value, ...]` pairs, with the case and order
- * the peer used, plus our Via. With `upgrade`, Connection (as "Upgrade") and Upgrade are kept:
- * the next hop must see them to switch protocols.
+ * the peer used, plus our Via entry. With `upgrade`, Connection (as "Upgrade") and Upgrade are
+ * kept: the next hop must see them to switch protocols.
  */
-export function endToEndHeaders(raw: readonly string[], upgrade = false): string[] {
+export function endToEndHeaders(
+  raw: readonly string[],
+  viaEntry: string,
+  upgrade = false,
+): string[] {
   const listed = connectionOptions(raw);
   const out: string[] = [];
   for (let i = 0; i + 1 < raw.length; i += 2) {
@@ -41,7 +43,7 @@ export function endToEndHeaders(raw: readonly string[], upgrade = false): string
     else if (upgrade && lower === 'upgrade') out.push(name, value);
     else if (!HOP_BY_HOP.has(lower) && !listed.has(lower)) out.push(name, value);
   }
-  appendVia(out);
+  appendVia(out, viaEntry);
   return out;
 }
 
@@ -53,11 +55,12 @@ export function endToEndHeaders(raw: readonly string[], upgrade = false): string
 export function forwardedRequestHeaders(
   req: IncomingMessage,
   authority: string,
+  viaEntry: string,
   upgrade = false,
 ): string[] {
   const headers: string[] = [];
   let hostAt = -1;
-  const fields = endToEndHeaders(req.rawHeaders, upgrade);
+  const fields = endToEndHeaders(req.rawHeaders, viaEntry, upgrade);
   for (let i = 0; i + 1 < fields.length; i += 2) {
     const name = fields[i] ?? '';
     const lower = name.toLowerCase();
@@ -102,12 +105,12 @@ function connectionOptions(raw: readonly string[]): Set<string> {
 }
 
 /** Appends to the last Via field (the list order is the path order), or adds one. */
-function appendVia(headers: string[]): void {
+function appendVia(headers: string[], entry: string): void {
   for (let i = headers.length - 2; i >= 0; i -= 2) {
     if (headers[i]?.toLowerCase() === 'via') {
-      headers[i + 1] = `${headers[i + 1] ?? ''}, ${VIA}`;
+      headers[i + 1] = `${headers[i + 1] ?? ''}, ${entry}`;
       return;
     }
   }
-  headers.push('Via', VIA);
+  headers.push('Via', entry);
 }

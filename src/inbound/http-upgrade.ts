@@ -31,6 +31,7 @@ export async function forwardUpgrade(
   socket: Socket,
   head: Buffer,
   at: AbsoluteTarget,
+  viaEntry: string,
 ): Promise<void> {
   const what = formatTarget(at.target);
   if (hasBody(req)) {
@@ -39,7 +40,7 @@ export async function forwardUpgrade(
     session.fail(error);
     return;
   }
-  const origin = await connectOrAnswer(session, socket);
+  const origin = await connectOrAnswer(session, req, socket, viaEntry);
   if (!origin) return;
   let failure: ProxyError | undefined;
   const onClientGone = (): void => {
@@ -55,7 +56,7 @@ export async function forwardUpgrade(
   const outgoing = request({
     method: req.method ?? 'GET',
     path: at.path,
-    headers: forwardedRequestHeaders(req, at.authority, true),
+    headers: forwardedRequestHeaders(req, at.authority, viaEntry, true),
     createConnection: () => origin,
   });
   const answered = answerOf(outgoing);
@@ -78,13 +79,13 @@ export async function forwardUpgrade(
     if (rest) {
       // From here the relay owns both sides, and lets each flush before it closes.
       socket.off('close', onClientGone);
-      socket.write(rawHead(res, endToEndHeaders(res.rawHeaders, true)));
+      socket.write(rawHead(res, endToEndHeaders(res.rawHeaders, viaEntry, true)));
       if (rest.length > 0) socket.write(rest);
       if (head.length > 0) origin.write(head);
       await session.relay(socket, origin);
       return;
     }
-    const passed = [...endToEndHeaders(res.rawHeaders), 'Connection', 'close'];
+    const passed = [...endToEndHeaders(res.rawHeaders, viaEntry), 'Connection', 'close'];
     await passOn(res, passed, socket, origin, session.limits.idle_timeout, (error) => {
       failure ??= error;
     });

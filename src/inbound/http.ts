@@ -7,6 +7,7 @@ import type { Authenticator } from '../auth.js';
 import { httpStatus, ProxyError } from '../errors.js';
 import { startSession, type Protocol, type Session } from '../session.js';
 import type { Target } from '../target.js';
+import { createVia } from '../via.js';
 import {
   errorText,
   parseConnectAuthority,
@@ -15,6 +16,7 @@ import {
   tunnel,
 } from './http-connect.js';
 import { forward, replyError } from './http-forward.js';
+import { refuseLoop } from './http-loop.js';
 import { parseAbsoluteForm } from './http-target.js';
 import { createTurns } from './http-turns.js';
 import { forwardUpgrade } from './http-upgrade.js';
@@ -42,6 +44,8 @@ export function createHttpHandler(env: ProtocolEnv): ProtocolHandler {
   // Sockets already answered for a parse error.
   const turns = createTurns();
   const answered = new WeakSet<Socket>();
+  // This listener's name in Via lists: what it forwards carries it, what comes back with it looped.
+  const via = createVia();
   const server = createServer({
     headersTimeout: env.runtime().limits.handshake_timeout,
     requestTimeout: 0, // bodies stream as long as they take; idle_timeout cuts a stalled one
@@ -104,6 +108,11 @@ export function createHttpHandler(env: ProtocolEnv): ProtocolHandler {
     (error) => {
       replyAndClose(socket, httpStatus(error), errorText(error), challenge(error));
     };
+  /** A request that came back with our Via entry is refused before anything is dialled. */
+  const unlessLooped =
+    (req: IncomingMessage, refuse: Refuse, serve: (session: Session) => Promise<void>) =>
+    (session: Session): Promise<void> =>
+      refuseLoop(session, req, via, refuse) ?? serve(session);
 
   const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
     turns.take(req.socket, () => {
@@ -115,7 +124,10 @@ export function createHttpHandler(env: ProtocolEnv): ProtocolHandler {
         const refuse: Refuse = (error) => {
           replyError(res, req, error, challenge(error));
         };
-        run(req, 'http', at.target, refuse, (session) => (work = forward(session, req, res, at)));
+        const serve = unlessLooped(req, refuse, (session) =>
+          forward(session, req, res, at, via.entry),
+        );
+        run(req, 'http', at.target, refuse, (session) => (work = serve(session)));
       }
       // The next request waits for this answer, and for this exchange to hand its outbound
       // connection back (to be reused by the next one).
@@ -138,7 +150,10 @@ export function createHttpHandler(env: ProtocolEnv): ProtocolHandler {
         refuseRaw(socket)(new ProxyError('BAD_REQUEST', text));
       } else {
         const refuse = refuseRaw(socket);
-        run(req, 'connect', target, refuse, (session) => tunnel(session, socket, head));
+        const serve = unlessLooped(req, refuse, (session) =>
+          tunnel(session, req, socket, head, via.entry),
+        );
+        run(req, 'connect', target, refuse, serve);
       }
       return closed(socket);
     };
@@ -153,9 +168,10 @@ export function createHttpHandler(env: ProtocolEnv): ProtocolHandler {
         refuseRaw(socket)(new ProxyError('BAD_REQUEST', at));
       } else {
         const refuse = refuseRaw(socket);
-        run(req, 'http', at.target, refuse, (session) =>
-          forwardUpgrade(session, req, socket, head, at),
+        const serve = unlessLooped(req, refuse, (session) =>
+          forwardUpgrade(session, req, socket, head, at, via.entry),
         );
+        run(req, 'http', at.target, refuse, serve);
       }
       return closed(socket);
     };

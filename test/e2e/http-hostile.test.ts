@@ -644,3 +644,109 @@ for (const [method, retried] of [
     }
   });
 }
+
+// Forwarding loops
+
+/** The Via entry this process adds, read from what the origin received. */
+async function ownVia(): Promise<string> {
+  const target = local(origin.port);
+  await forwardOnce(`GET http://${target}/tiny?via HTTP/1.1\r\nHost: x\r\n\r\n`, '/tiny?via');
+  const via = origin.requests.find((r) => r.url === '/tiny?via')?.headers.via ?? '';
+  const entry = /^1\.1 junction-[0-9a-f]{8}$/.exec(via)?.[0];
+  assert.ok(entry, `Via "${via}" is not "1.1 junction-<8 hex>"`);
+  return entry;
+}
+
+test('Via carries a per-listener token: 1.1 junction-<8 hex>, appended to the list received', async () => {
+  const entry = await ownVia();
+  const target = local(origin.port);
+  const answer = await forwardOnce(
+    `GET http://${target}/tiny?via-list HTTP/1.1\r\nHost: x\r\nVia: 1.0 first\r\nVia: 1.1 second\r\n\r\n`,
+    '/tiny?via-list',
+  );
+  assert.match(answer.head, new RegExp(`\\r\\nVia: ${entry}\\r\\n`));
+  const seen = origin.requests.find((r) => r.url === '/tiny?via-list');
+  assert.equal(seen?.headers.via, `1.0 first, 1.1 second, ${entry}`);
+});
+
+test('a CONNECT to an upstream proxy carries the Via list received, with our entry', async () => {
+  const target = local(counting.port);
+  const client = await open(g.port('via-holder'));
+  client.write(`CONNECT ${target} HTTP/1.1\r\nHost: ${target}\r\nVia: 1.1 downstream\r\n\r\n`);
+  const { first } = await holder.next();
+  const via = /\r\nVia: ([^\r]*)\r\n/.exec(first.toString('latin1'))?.[1];
+  assert.match(via ?? '', /^1\.1 downstream, 1\.1 junction-[0-9a-f]{8}$/);
+  // Each listener has its own token: this one is not the web inbound's.
+  assert.ok(!via?.endsWith(await ownVia()), 'two listeners share a Via token');
+  client.socket.destroy();
+});
+
+test('a request, CONNECT or Upgrade carrying our own Via token is refused 403 and dials nothing', async () => {
+  const entry = await ownVia();
+  const token = entry.slice(4);
+  const target = local(holder.server.port);
+  const before = holder.server.sockets.length;
+  const requests = [
+    `GET http://${target}/looped HTTP/1.1\r\nHost: x\r\nVia: 1.0 other, 1.1 ${token}\r\n\r\n`,
+    `CONNECT ${target} HTTP/1.1\r\nVia: 1.1 ${token.toUpperCase()} (junction)\r\n\r\n`,
+    `GET http://${target}/looped-up HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n` +
+      `Via: 1.1 a\r\nVia: 1.1 ${token}, 1.1 b\r\n\r\n`,
+  ];
+  for (const request of requests) {
+    const client = await open(g.port('web'));
+    client.write(request);
+    const answer = await readAnswer(client);
+    assert.equal(answer.status, 403, request);
+    assert.match(answer.body, /^403 Forbidden: forwarding loop/);
+    client.socket.destroy();
+  }
+  assert.equal(holder.server.sockets.length, before, 'a looped request was dialled');
+  const refused = g.sessions().filter((l) => l.target === target && l.result === 'FORWARDING_LOOP');
+  assert.equal(refused.length, 3);
+});
+
+test('two gateways forwarding to each other stop at once with 403 forwarding loop', async () => {
+  // B's outbound reaches A through a counting relay: every connection the loop opens is seen.
+  let relayed = 0;
+  let aPort = 0;
+  const relay = await startTcpServer((socket) => {
+    relayed++;
+    const onward = connect({ port: aPort, host: '127.0.0.1' });
+    onward.on('error', () => socket.destroy());
+    socket.pipe(onward).pipe(socket);
+    socket.once('close', () => onward.destroy());
+  });
+  const limits = { connect_timeout: '2s', idle_timeout: '5s' };
+  const b = await startGateway({
+    limits,
+    inbounds: [{ name: 'b', type: 'http', listen: '127.0.0.1:0' }],
+    outbounds: [{ name: 'to-a', url: `http://127.0.0.1:${relay.port}` }],
+    rules: [{ outbound: 'to-a' }],
+  });
+  const a = await startGateway({
+    limits,
+    inbounds: [{ name: 'a', type: 'http', listen: '127.0.0.1:0' }],
+    outbounds: [{ name: 'to-b', url: `http://127.0.0.1:${b.port()}` }],
+    rules: [{ outbound: 'to-b' }],
+  });
+  aPort = a.port();
+  try {
+    const target = local(origin.port);
+    const plain = await open(a.port());
+    plain.write(`GET http://${target}/loop HTTP/1.1\r\nHost: ${target}\r\n\r\n`);
+    const answer = await readAnswer(plain, 10_000);
+    assert.equal(answer.status, 403);
+    assert.match(answer.body, /forwarding loop/);
+    const tunnel = await open(a.port());
+    tunnel.write(`CONNECT ${target} HTTP/1.1\r\n\r\n`);
+    const refused = await readAnswer(tunnel, 10_000);
+    assert.ok(refused.status === 403 || refused.status === 502, `CONNECT got ${refused.status}`);
+    assert.ok(relayed <= 2, `the loop opened ${relayed} connections`);
+    const looped = [...a.sessions(), ...b.sessions()].filter((l) => l.result === 'FORWARDING_LOOP');
+    assert.equal(looped.length, 2);
+    assert.ok(!origin.requests.some((r) => r.url === '/loop'));
+  } finally {
+    await Promise.all([a.stop(), b.stop()]);
+    await relay.close();
+  }
+});
