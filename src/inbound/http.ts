@@ -191,15 +191,19 @@ export function createHttpHandler(env: ProtocolEnv): ProtocolHandler {
       `malformed request (${err.code ?? 'parse error'})`,
     ];
     clients.get(socket)?.log.debug({ code: err.code }, `http: ${what}`);
+    const reply = (): void => {
+      replyAndClose(socket, status, statusText(status, what));
+    };
+    if (!turns.busy(socket)) {
+      reply();
+      return;
+    }
     // Pipelined behind requests still being served: answered in its turn, after theirs.
-    turns.take(
-      socket,
-      () => {
-        replyAndClose(socket, status, statusText(status, what));
-        return closed(socket);
-      },
-      true,
-    );
+    const inTurn = (): Promise<void> => {
+      reply();
+      return closed(socket);
+    };
+    turns.take(socket, inTurn, true);
   });
 
   return {
