@@ -81,9 +81,17 @@ export function createTurns(): Turns {
       const line = lineOf(socket);
       const start = (): void => {
         line.serving = true;
+        // Synchronously, like a listener of node:http's own event: a request not waiting behind
+        // another is served exactly as if there were no turns.
+        let served: Promise<void>;
+        try {
+          served = serve();
+        } catch (err) {
+          next(socket, line);
+          throw err;
+        }
         // A rejection was handled (answered, logged) by `serve`; only the turn passes on here.
-        void Promise.resolve()
-          .then(serve)
+        void served
           .catch(() => undefined)
           .finally(() => {
             next(socket, line);
