@@ -124,10 +124,10 @@ export function createHttpHandler(env: ProtocolEnv): ProtocolHandler {
         const refuse: Refuse = (error) => {
           replyError(res, req, error, challenge(error));
         };
-        const serve = unlessLooped(req, refuse, (session) =>
+        const proceed = unlessLooped(req, refuse, (session) =>
           forward(session, req, res, at, via.entry),
         );
-        run(req, 'http', at.target, refuse, (session) => (work = serve(session)));
+        run(req, 'http', at.target, refuse, (session) => (work = proceed(session)));
       }
       // The next request waits for this answer, and for this exchange to hand its outbound
       // connection back (to be reused by the next one).
@@ -150,10 +150,10 @@ export function createHttpHandler(env: ProtocolEnv): ProtocolHandler {
         refuseRaw(socket)(new ProxyError('BAD_REQUEST', text));
       } else {
         const refuse = refuseRaw(socket);
-        const serve = unlessLooped(req, refuse, (session) =>
+        const proceed = unlessLooped(req, refuse, (session) =>
           tunnel(session, req, socket, head, via.entry),
         );
-        run(req, 'connect', target, refuse, serve);
+        run(req, 'connect', target, refuse, proceed);
       }
       return closed(socket);
     };
@@ -168,10 +168,10 @@ export function createHttpHandler(env: ProtocolEnv): ProtocolHandler {
         refuseRaw(socket)(new ProxyError('BAD_REQUEST', at));
       } else {
         const refuse = refuseRaw(socket);
-        const serve = unlessLooped(req, refuse, (session) =>
+        const proceed = unlessLooped(req, refuse, (session) =>
           forwardUpgrade(session, req, socket, head, at, via.entry),
         );
-        run(req, 'http', at.target, refuse, serve);
+        run(req, 'http', at.target, refuse, proceed);
       }
       return closed(socket);
     };
