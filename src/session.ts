@@ -47,9 +47,10 @@ export interface Session {
   readonly limits: Limits;
   /**
    * Routes and dials. Rejects only with ProxyError, so the inbound can answer in its protocol.
-   * `purpose` 'http': the stream will carry plain http:// requests (see DialPurpose).
+   * `purpose` 'http': the stream will carry plain http:// requests (see DialPurpose). `via`:
+   * the Via list for an upstream HTTP proxy's CONNECT (see DialContext.via).
    */
-  connect(purpose?: DialPurpose): Promise<Connected>;
+  connect(purpose?: DialPurpose, via?: readonly string[]): Promise<Connected>;
   /** Relays until both directions end, releases both streams, logs. Never rejects. */
   relay(client: Socket, upstream: Duplex): Promise<void>;
   /** Ends a session whose bytes were moved by the inbound itself (HTTP forwarding). */
@@ -108,7 +109,7 @@ export function startSession(context: SessionContext, info: SessionInfo, client:
       return log();
     },
     limits: runtime.limits,
-    async connect(purpose = 'tunnel') {
+    async connect(purpose = 'tunnel', via) {
       const controller = new AbortController();
       const onClientGone = (): void => {
         controller.abort(
@@ -132,6 +133,7 @@ export function startSession(context: SessionContext, info: SessionInfo, client:
           signal: controller.signal,
           purpose,
           deadline,
+          ...(via === undefined ? {} : { via }),
           get log() {
             return log();
           },

@@ -1,81 +1,73 @@
-// RFC 9112 §3.2.2 (absolute-form), RFC 9110 §7.6.1 (hop-by-hop fields), §7.6.3 (Via), §7.8
-// (Upgrade): a forward proxy for plain http:// and ws:// targets.
+// RFC 9110 §7.6 (message forwarding), §9.2.2 (idempotent methods), RFC 9112 §3.2.2 (absolute-form
+// to an upstream proxy): a forward proxy for plain http:// and ws:// targets.
 import { request, type ClientRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { Transform, type Duplex } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { errorCode, httpStatus, ProxyError } from '../errors.js';
+import { errorCode, httpStatus, ProxyError, toProxyError } from '../errors.js';
 import type { Connected, HttpProxyLink } from '../outbound/types.js';
 import type { Session } from '../session.js';
-import { formatTarget, parseHostPort, type Target } from '../target.js';
+import { formatTarget } from '../target.js';
 import { errorText } from './http-connect.js';
 import { endToEndHeaders, forwardedRequestHeaders, rawHead } from './http-headers.js';
-
-export interface AbsoluteTarget {
-  readonly target: Target;
-  /** The URL's host[:port], as the client wrote it (userinfo removed): the Host to send. */
-  readonly authority: string;
-  /** Path and query, exactly as received (not normalised: the origin decides what they mean). */
-  readonly path: string;
-}
-
-const DEFAULT_PORTS: ReadonlyMap<string, number> = new Map([
-  ['http', 80],
-  ['ws', 80],
-]);
-const TLS_SCHEMES = new Set(['https', 'wss']);
-const ABSOLUTE_FORM = /^([A-Za-z][A-Za-z0-9+.-]*):\/\/([^/?#]*)([^#]*)/;
-
-/** Parses an absolute-form request-target; a string is the reason it was refused (400). */
-export function parseAbsoluteForm(url: string): AbsoluteTarget | string {
-  const match = ABSOLUTE_FORM.exec(url);
-  if (!match) {
-    return 'this is a proxy: send absolute-form requests (GET http://host/path) or CONNECT host:port';
-  }
-  const [, rawScheme = '', rawAuthority = '', rest = ''] = match;
-  const scheme = rawScheme.toLowerCase();
-  if (TLS_SCHEMES.has(scheme)) return `use CONNECT for ${scheme}:// targets`;
-  const defaultPort = DEFAULT_PORTS.get(scheme);
-  if (defaultPort === undefined) return `unsupported scheme "${scheme}"`;
-  const authority = rawAuthority.slice(rawAuthority.lastIndexOf('@') + 1);
-  const hasPort = /:\d*$/.test(authority) && !authority.endsWith(']');
-  const withPort = hasPort
-    ? authority.replace(/:$/, `:${defaultPort}`)
-    : `${authority}:${defaultPort}`;
-  const target = parseHostPort(withPort);
-  if (!target) return `bad host in "${authority}"`;
-  const path = rest === '' ? '/' : rest.startsWith('/') ? rest : `/${rest}`;
-  return { target, authority, path };
-}
+import type { AbsoluteTarget } from './http-target.js';
 
 /**
- * Forwards one request and its response, both bodies streamed with backpressure. Direct, the
- * origin connection serves this request only (`Connection: close` towards it). When the outbound
- * ends at an HTTP proxy (`httpProxy`), the request goes to the proxy in absolute-form with the
- * proxy's credentials, and the connection may be kept for the next request to the same target.
+ * RFC 9110 §9.2.2: the methods whose request can be sent twice with the effect of once. Only
+ * these are sent again when a kept-alive connection fails, as Squid does.
+ */
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
+
+/**
+ * Forwards one request and its response, both bodies streamed with backpressure. When the
+ * outbound ends at an HTTP proxy (`httpProxy`), the request goes to the proxy in absolute-form
+ * with the proxy's credentials. Either way the connection may be kept for the next request to
+ * the same target, when the outbound pools it.
  */
 export async function forward(
   session: Session,
   req: IncomingMessage,
   res: ServerResponse,
   at: AbsoluteTarget,
+  viaEntry: string,
 ): Promise<void> {
-  // RFC 9112 §6.3: a request with neither field has no body. Such a request can be sent again
-  // when a kept-alive proxy connection turns out to have been closed in the meantime.
+  // RFC 9112 §6.3: a request with neither field has no body. An idempotent request without a
+  // body has nothing to replay: it can be sent again when a kept-alive connection turns out to
+  // have been closed in the meantime (RFC 9110 §9.2.2).
   const bodyless =
     (req.headers['content-length'] ?? '0') === '0' &&
     req.headers['transfer-encoding'] === undefined;
+  const retriable = bodyless && IDEMPOTENT.has(req.method ?? '');
+  if (res.destroyed) {
+    // The client left while it was being checked (a password hash takes a while).
+    session.fail(new ProxyError('CLIENT_CLOSED', 'client closed before the request was sent'));
+    return;
+  }
   for (;;) {
     let conn: Connected;
     try {
       conn = await session.connect('http');
     } catch (err) {
-      replyError(res, req, err as ProxyError);
-      session.fail(err as ProxyError);
+      const error = toProxyError(err, new ProxyError('INTERNAL', 'internal error'));
+      replyError(res, req, error);
+      session.fail(error);
       return;
     }
-    if ((await exchange(session, req, res, at, conn, bodyless)) === 'done') return;
+    const outcome = await exchange(session, req, res, at, conn, {
+      bodyless,
+      retriable,
+      viaEntry,
+    });
+    if (outcome === 'done') return;
   }
+}
+
+interface ExchangeOptions {
+  /** The request has no body: nothing to stream up. */
+  readonly bodyless: boolean;
+  /** It may be sent again on a new connection if a reused one fails before any answer. */
+  readonly retriable: boolean;
+  readonly viaEntry: string;
 }
 
 /** One request and response on `conn`; 'retry' when a reused connection failed before answering. */
@@ -85,7 +77,7 @@ async function exchange(
   res: ServerResponse,
   at: AbsoluteTarget,
   conn: Connected,
-  bodyless: boolean,
+  { bodyless, retriable, viaEntry }: ExchangeOptions,
 ): Promise<'done' | 'retry'> {
   const { stream: upstream, httpProxy: proxy } = conn;
   // Kept-alive streams come from an upstream proxy's pool or from the direct outbound's.
@@ -110,7 +102,7 @@ async function exchange(
   const outgoing = request({
     method: req.method ?? 'GET',
     path: proxy ? `http://${at.authority}${at.path}` : at.path,
-    headers: requestHeaders(req, at.authority, proxy, keep !== undefined),
+    headers: requestHeaders(req, at.authority, viaEntry, proxy, keep !== undefined),
     createConnection: () => upstream,
   });
   // With raw header pairs and no agent node:http resets this after reading our `Connection:
@@ -143,7 +135,7 @@ async function exchange(
         `upstream proxy ${proxy.label} authentication failed`,
       );
     }
-    const head = endToEndHeaders(response.rawHeaders);
+    const head = endToEndHeaders(response.rawHeaders, viaEntry);
     down += rawHead(response, head).length;
     res.writeHead(response.statusCode ?? 502, response.statusMessage, head);
     await pipeline(
@@ -158,7 +150,7 @@ async function exchange(
     const failure = watch.failure();
     if (
       reused &&
-      bodyless &&
+      retriable &&
       response === undefined &&
       failure === undefined &&
       !(err instanceof ProxyError)
@@ -193,10 +185,11 @@ async function exchange(
 function requestHeaders(
   req: IncomingMessage,
   authority: string,
+  viaEntry: string,
   proxy: HttpProxyLink | undefined,
   keepAlive: boolean,
 ): string[] {
-  const headers = forwardedRequestHeaders(req, authority);
+  const headers = forwardedRequestHeaders(req, authority, viaEntry);
   if (proxy?.authorization !== undefined) {
     headers.push('Proxy-Authorization', proxy.authorization);
   }
@@ -228,7 +221,8 @@ export function replyError(
  * Which side failed first decides the logged error, since the other side is torn down after
  * it: the client closing (or being closed, e.g. at shutdown), or no bytes either way for
  * `idleMs` (backpressure stalls the origin socket too when the client stops reading).
- * Anything else is the origin's failure.
+ * Anything else is the origin's failure. A client that leaves before its response is complete
+ * has its upstream connection closed at once, whether the origin was answering or not.
  */
 function watchFailures(client: Socket, res: ServerResponse, upstream: Duplex, idleMs: number) {
   let first: ProxyError | undefined;
@@ -237,11 +231,12 @@ function watchFailures(client: Socket, res: ServerResponse, upstream: Duplex, id
     if (err instanceof ProxyError) reason ??= err;
   };
   client.on('error', onClientError);
-  res.once('close', () => {
-    if (!res.writableFinished) {
-      first ??= reason ?? new ProxyError('CLIENT_CLOSED', 'client closed the connection');
-    }
-  });
+  const onClose = (): void => {
+    if (res.writableFinished) return;
+    first ??= reason ?? new ProxyError('CLIENT_CLOSED', 'client closed the connection');
+    upstream.destroy();
+  };
+  res.once('close', onClose);
   const timed = upstream as Duplex & { setTimeout?: Socket['setTimeout'] };
   const onIdle = (): void => {
     first ??= new ProxyError('IDLE_TIMEOUT', `no traffic for ${idleMs}ms`);
@@ -252,6 +247,7 @@ function watchFailures(client: Socket, res: ServerResponse, upstream: Duplex, id
     failure: () => first,
     stop: () => {
       client.off('error', onClientError);
+      res.off('close', onClose);
       // The upstream connection may serve another request: nothing of this one stays on it.
       timed.setTimeout?.(0);
       upstream.off('timeout', onIdle);

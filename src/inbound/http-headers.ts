@@ -1,5 +1,6 @@
 // RFC 9110 §7.6.1 (hop-by-hop fields: Connection and the fields it names), §7.6.3 (Via),
-// §7.8 (Upgrade), RFC 9112 §3.2.2 (a proxy sets Host from an absolute-form target).
+// §7.8 (Upgrade), RFC 9112 §3.2.2 (a proxy sets Host from an absolute-form target), §6.1 and
+// §6.3 (a message's body is framed by Transfer-Encoding or Content-Length).
 import type { IncomingMessage } from 'node:http';
 
 /** Fields that describe one connection, never the message: not forwarded. */
@@ -15,14 +16,23 @@ const HOP_BY_HOP = new Set([
   'upgrade',
 ]);
 
-const VIA = '1.1 junction';
+/**
+ * Fields that frame or route the message. A Connection option naming one of them is ignored:
+ * dropping Content-Length while the body still follows would make the next hop read that body
+ * as a request of its own, with any Host.
+ */
+const NOT_CONNECTION_OPTIONS = new Set(['content-length', 'transfer-encoding', 'host']);
 
 /**
  * The end-to-end fields of a message as raw `[name, value, ...]` pairs, with the case and order
- * the peer used, plus our Via. With `upgrade`, Connection (as "Upgrade") and Upgrade are kept:
- * the next hop must see them to switch protocols.
+ * the peer used, plus our Via entry. With `upgrade`, Connection (as "Upgrade") and Upgrade are
+ * kept: the next hop must see them to switch protocols.
  */
-export function endToEndHeaders(raw: readonly string[], upgrade = false): string[] {
+export function endToEndHeaders(
+  raw: readonly string[],
+  viaEntry: string,
+  upgrade = false,
+): string[] {
   const listed = connectionOptions(raw);
   const out: string[] = [];
   for (let i = 0; i + 1 < raw.length; i += 2) {
@@ -33,27 +43,42 @@ export function endToEndHeaders(raw: readonly string[], upgrade = false): string
     else if (upgrade && lower === 'upgrade') out.push(name, value);
     else if (!HOP_BY_HOP.has(lower) && !listed.has(lower)) out.push(name, value);
   }
-  appendVia(out);
+  appendVia(out, viaEntry);
   return out;
 }
 
-/** The fields to send to the origin for a client request (Host from the target, our framing). */
+/**
+ * The fields to send to the origin for a client request: Host from the target, and the body
+ * framed from what node:http parsed (never from the client's raw fields). An upgrade request
+ * carries no body (one with a body is refused before it gets here).
+ */
 export function forwardedRequestHeaders(
   req: IncomingMessage,
   authority: string,
+  viaEntry: string,
   upgrade = false,
 ): string[] {
-  const headers = endToEndHeaders(req.rawHeaders, upgrade);
-  // The client's Host may name another site than the URL it asked for; the URL is what the
-  // rules matched, so it is what the origin must see (RFC 9112 §3.2.2).
-  const host = headers.findIndex((name, i) => i % 2 === 0 && name.toLowerCase() === 'host');
-  if (host >= 0) headers[host + 1] = authority;
-  else headers.unshift('Host', authority);
-  // The body was de-chunked by node:http; chunked again on our hop (node frames it). An upgrade
-  // request's body is not parsed by node:http, so it is not re-framed either.
-  if (!upgrade && req.headers['transfer-encoding'] !== undefined) {
-    headers.push('Transfer-Encoding', 'chunked');
+  const headers: string[] = [];
+  let hostAt = -1;
+  const fields = endToEndHeaders(req.rawHeaders, viaEntry, upgrade);
+  for (let i = 0; i + 1 < fields.length; i += 2) {
+    const name = fields[i] ?? '';
+    const lower = name.toLowerCase();
+    if (lower === 'content-length') continue;
+    // The client's Host may name another site than the URL it asked for; the URL is what the
+    // rules matched, so it is what the origin must see (RFC 9112 §3.2.2), once.
+    if (lower === 'host') {
+      if (hostAt < 0) hostAt = headers.push(name, authority) - 2;
+      continue;
+    }
+    headers.push(name, fields[i + 1] ?? '');
   }
+  if (hostAt < 0) headers.unshift('Host', authority);
+  if (upgrade) return headers;
+  // node:http de-chunks the body; ours is chunked again on this hop (node frames it).
+  const length = req.headers['content-length'];
+  if (req.headers['transfer-encoding'] !== undefined) headers.push('Transfer-Encoding', 'chunked');
+  else if (length !== undefined) headers.push('Content-Length', length);
   return headers;
 }
 
@@ -66,23 +91,26 @@ export function rawHead(res: IncomingMessage, headers: readonly string[]): strin
   return `${head}\r\n`;
 }
 
-/** The lower-cased field names listed in every Connection field. */
+/** The lower-cased field names listed in every Connection field, framing fields excepted. */
 function connectionOptions(raw: readonly string[]): Set<string> {
   const listed = new Set<string>();
   for (let i = 0; i + 1 < raw.length; i += 2) {
     if (raw[i]?.toLowerCase() !== 'connection') continue;
-    for (const token of (raw[i + 1] ?? '').split(',')) listed.add(token.trim().toLowerCase());
+    for (const token of (raw[i + 1] ?? '').split(',')) {
+      const name = token.trim().toLowerCase();
+      if (!NOT_CONNECTION_OPTIONS.has(name)) listed.add(name);
+    }
   }
   return listed;
 }
 
 /** Appends to the last Via field (the list order is the path order), or adds one. */
-function appendVia(headers: string[]): void {
+function appendVia(headers: string[], entry: string): void {
   for (let i = headers.length - 2; i >= 0; i -= 2) {
     if (headers[i]?.toLowerCase() === 'via') {
-      headers[i + 1] = `${headers[i + 1] ?? ''}, ${VIA}`;
+      headers[i + 1] = `${headers[i + 1] ?? ''}, ${entry}`;
       return;
     }
   }
-  headers.push('Via', VIA);
+  headers.push('Via', entry);
 }

@@ -7,6 +7,7 @@ import type { Authenticator } from '../auth.js';
 import { httpStatus, ProxyError } from '../errors.js';
 import { startSession, type Protocol, type Session } from '../session.js';
 import type { Target } from '../target.js';
+import { createVia } from '../via.js';
 import {
   errorText,
   parseConnectAuthority,
@@ -14,7 +15,10 @@ import {
   statusText,
   tunnel,
 } from './http-connect.js';
-import { forward, parseAbsoluteForm, replyError } from './http-forward.js';
+import { forward, replyError } from './http-forward.js';
+import { refuseLoop } from './http-loop.js';
+import { parseAbsoluteForm } from './http-target.js';
+import { createTurns } from './http-turns.js';
 import { forwardUpgrade } from './http-upgrade.js';
 import type { Accepted, ProtocolEnv, ProtocolHandler } from './types.js';
 
@@ -40,10 +44,12 @@ type Refuse = (error: ProxyError) => void;
 
 export function createHttpHandler(env: ProtocolEnv): ProtocolHandler {
   const clients = new WeakMap<Socket, Accepted>();
-  // Sockets with a response under way (a parse error there cannot be answered), and sockets
-  // already answered for a parse error.
-  const responding = new WeakSet<Socket>();
+  // The requests of each connection, served one at a time, and a parse error after them.
+  // Sockets already answered for a parse error.
+  const turns = createTurns();
   const answered = new WeakSet<Socket>();
+  // This listener's name in Via lists: what it forwards carries it, what comes back with it looped.
+  const via = createVia();
   const server = createServer({
     headersTimeout: env.runtime().limits.handshake_timeout,
     requestTimeout: 0, // bodies stream as long as they take; idle_timeout cuts a stalled one
@@ -105,54 +111,81 @@ export function createHttpHandler(env: ProtocolEnv): ProtocolHandler {
     (error) => {
       replyAndClose(socket, httpStatus(error), errorText(error), challenge(error));
     };
+  /** A request that came back with our Via entry is refused before anything is dialled. */
+  const unlessLooped =
+    (req: IncomingMessage, refuse: Refuse, serve: (session: Session) => Promise<void>) =>
+    (session: Session): Promise<void> =>
+      refuseLoop(session, req, via, refuse) ?? serve(session);
 
   const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
-    responding.add(req.socket);
-    res.once('close', () => responding.delete(req.socket));
-    const at = parseAbsoluteForm(req.url ?? '');
-    if (typeof at === 'string') {
-      replyError(res, req, new ProxyError('BAD_REQUEST', at));
-      return;
-    }
-    const refuse: Refuse = (error) => {
-      replyError(res, req, error, challenge(error));
-    };
-    run(req, 'http', at.target, refuse, (session) => forward(session, req, res, at));
+    turns.take(req.socket, () => {
+      let work = Promise.resolve();
+      const at = parseAbsoluteForm(req.url ?? '');
+      if (typeof at === 'string') {
+        replyError(res, req, new ProxyError('BAD_REQUEST', at));
+      } else {
+        const refuse: Refuse = (error) => {
+          replyError(res, req, error, challenge(error));
+        };
+        const proceed = unlessLooped(req, refuse, (session) =>
+          forward(session, req, res, at, via.entry),
+        );
+        run(req, 'http', at.target, refuse, (session) => (work = proceed(session)));
+      }
+      // The next request waits for this answer, and for this exchange to hand its outbound
+      // connection back (to be reused by the next one).
+      return closed(res).then(() => work);
+    });
   };
   server.on('request', onRequest);
   // `Expect: 100-continue`: the 100 comes from the origin (forward() passes it on), not from
   // node:http before the client is even authenticated.
   server.on('checkContinue', onRequest);
 
-  // node:http hands over the socket for CONNECT and upgrades: answers are written raw.
+  // node:http hands over the socket for CONNECT and upgrades: answers are written raw. One
+  // pipelined behind other requests waits for their answers before it takes the connection.
   server.on('connect', (req: IncomingMessage, _socket: Duplex, head: Buffer) => {
     const socket = req.socket;
-    const target = parseConnectAuthority(req.url ?? '');
-    if (!target) {
-      const text = `bad CONNECT authority "${req.url ?? ''}" (use host:port)`;
-      refuseRaw(socket)(new ProxyError('BAD_REQUEST', text));
-      return;
-    }
-    run(req, 'connect', target, refuseRaw(socket), (session) => tunnel(session, socket, head));
+    const serve = (): Promise<void> => {
+      const target = parseConnectAuthority(req.url ?? '');
+      if (!target) {
+        const text = `bad CONNECT authority "${req.url ?? ''}" (use host:port)`;
+        refuseRaw(socket)(new ProxyError('BAD_REQUEST', text));
+      } else {
+        const refuse = refuseRaw(socket);
+        const proceed = unlessLooped(req, refuse, (session) =>
+          tunnel(session, req, socket, head, via.entry),
+        );
+        run(req, 'connect', target, refuse, proceed);
+      }
+      return closed(socket);
+    };
+    turns.take(socket, serve, true);
   });
 
   server.on('upgrade', (req: IncomingMessage, _socket: Duplex, head: Buffer) => {
     const socket = req.socket;
-    const at = parseAbsoluteForm(req.url ?? '');
-    if (typeof at === 'string') {
-      refuseRaw(socket)(new ProxyError('BAD_REQUEST', at));
-      return;
-    }
-    run(req, 'http', at.target, refuseRaw(socket), (session) =>
-      forwardUpgrade(session, req, socket, head, at),
-    );
+    const serve = (): Promise<void> => {
+      const at = parseAbsoluteForm(req.url ?? '');
+      if (typeof at === 'string') {
+        refuseRaw(socket)(new ProxyError('BAD_REQUEST', at));
+      } else {
+        const refuse = refuseRaw(socket);
+        const proceed = unlessLooped(req, refuse, (session) =>
+          forwardUpgrade(session, req, socket, head, at, via.entry),
+        );
+        run(req, 'http', at.target, refuse, proceed);
+      }
+      return closed(socket);
+    };
+    turns.take(socket, serve, true);
   });
 
   /** Answers a request head that cannot be served: a parse error, or a deadline passed. */
   const answerBadHead = (socket: Socket, code: string | undefined): void => {
     // node:http reports every later chunk of a broken stream too: answer once, then linger.
     if (answered.has(socket)) return;
-    if (code === 'ECONNRESET' || !socket.writable || responding.has(socket)) {
+    if (code === 'ECONNRESET' || !socket.writable) {
       socket.destroy();
       return;
     }
@@ -162,7 +195,19 @@ export function createHttpHandler(env: ProtocolEnv): ProtocolHandler {
       `malformed request (${code ?? 'parse error'})`,
     ];
     clients.get(socket)?.log.debug({ code }, `http: ${what}`);
-    replyAndClose(socket, status, statusText(status, what));
+    const reply = (): void => {
+      replyAndClose(socket, status, statusText(status, what));
+    };
+    if (!turns.busy(socket)) {
+      reply();
+      return;
+    }
+    // Pipelined behind requests still being served: answered in its turn, after theirs.
+    const inTurn = (): Promise<void> => {
+      reply();
+      return closed(socket);
+    };
+    turns.take(socket, inTurn, true);
   };
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
     answerBadHead(socket, err.code);
@@ -204,6 +249,12 @@ export function createHttpHandler(env: ProtocolEnv): ProtocolHandler {
       server.close();
     },
   };
+}
+
+/** Resolves once `stream` has closed (a response: finished or torn down). */
+function closed(stream: Socket | ServerResponse): Promise<void> {
+  if ('closed' in stream && stream.closed) return Promise.resolve();
+  return new Promise((resolve) => stream.once('close', () => resolve()));
 }
 
 /**

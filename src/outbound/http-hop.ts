@@ -36,8 +36,8 @@ export function createHttpHop(
     label,
     resolvesNames: true,
     ipv4Only: false,
-    async connect(via, target) {
-      return connectThrough(await open(via), target, label, authorization);
+    async connect(via, target, context) {
+      return connectThrough(await open(via), target, label, authorization, context.via);
     },
     async forwardHttp(via) {
       const stream = await open(via);
@@ -100,6 +100,7 @@ function connectThrough(
   target: Target,
   label: string,
   authorization: string | undefined,
+  viaList: readonly string[] | undefined,
 ): Promise<Connected> {
   const authority = formatTarget(target);
   return new Promise<Connected>((resolve, reject) => {
@@ -117,6 +118,7 @@ function connectThrough(
       setHost: false,
       headers: {
         Host: authority,
+        ...(viaList === undefined ? {} : { Via: viaList.join(', ') }),
         ...(authorization === undefined ? {} : { 'Proxy-Authorization': authorization }),
       },
       createConnection: () => stream,

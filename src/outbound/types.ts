@@ -20,6 +20,11 @@ export interface DialContext {
    * own (the socks package keeps its timer, and through it the socket, until it fires).
    */
   readonly deadline?: number;
+  /**
+   * The Via list of the client's request with the inbound's own entry last (HTTP inbound): an
+   * HTTP proxy hop sends it on its CONNECT (RFC 9110 §7.6.3), so that a loop is seen.
+   */
+  readonly via?: readonly string[];
 }
 
 /**
