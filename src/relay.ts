@@ -1,6 +1,6 @@
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { ProxyError } from './errors.js';
+import { ProxyError, toProxyError } from './errors.js';
 
 export interface RelayResult {
   /** Bytes from the client to the target, counted from the start of the relay. */
@@ -32,16 +32,10 @@ export function relay(client: Socket, upstream: TimedStream, idleMs: number): Pr
     upstream.destroy();
   };
   client.on('error', (err: Error) => {
-    fail(
-      err instanceof ProxyError ? err : new ProxyError('CLIENT_CLOSED', `client: ${describe(err)}`),
-    );
+    fail(toProxyError(err, new ProxyError('CLIENT_CLOSED', `client: ${describe(err)}`)));
   });
   upstream.on('error', (err: Error) => {
-    fail(
-      err instanceof ProxyError
-        ? err
-        : new ProxyError('UPSTREAM_FAILED', `upstream: ${describe(err)}`),
-    );
+    fail(toProxyError(err, new ProxyError('UPSTREAM_FAILED', `upstream: ${describe(err)}`)));
   });
   if (idleMs > 0) {
     // A socket's timer counts its own reads and writes, and every relayed byte is read on one of

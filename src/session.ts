@@ -1,7 +1,7 @@
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Limits } from './config/schema.js';
-import { ProxyError } from './errors.js';
+import { ProxyError, toProxyError } from './errors.js';
 import type { Logger } from './log.js';
 import type { Metrics } from './metrics.js';
 import type { Connected, DialPurpose, Outbound } from './outbound/types.js';
@@ -141,7 +141,10 @@ export function startSession(context: SessionContext, info: SessionInfo, client:
         connectSeconds = (performance.now() - connectStarted) / 1000;
         return connected;
       } catch (err) {
-        throw err instanceof ProxyError ? err : internal(err, log());
+        const error = toProxyError(err, new ProxyError('INTERNAL', 'internal error'));
+        // Outbounds reject only with ProxyError: anything else is a bug in junction, said loudly.
+        if (error !== err) log().error({ err }, 'unexpected error while connecting');
+        throw error;
       } finally {
         clearTimeout(timer);
         client.off('close', onClientGone);
@@ -156,10 +159,4 @@ export function startSession(context: SessionContext, info: SessionInfo, client:
       end({ up: 0, down: 0, error: err });
     },
   };
-}
-
-/** A non-ProxyError here is a bug in junction: log it loudly, tell the client "general failure". */
-function internal(err: unknown, log: Logger): ProxyError {
-  log.error({ err }, 'unexpected error while connecting');
-  return new ProxyError('INTERNAL', 'internal error');
 }
