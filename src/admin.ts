@@ -12,8 +12,8 @@ export interface AdminOptions {
   readonly listen: Target;
   readonly metrics: Metrics;
   readonly log: Logger;
-  /** Re-reads the configuration; throws with the problems when it is refused. */
-  readonly reload: () => void;
+  /** Re-reads the configuration; rejects with the problems when it is refused. */
+  readonly reload: () => Promise<void>;
   /** `admin.token` as configured now (a reload may change it); undefined: none. */
   readonly token: () => string | undefined;
 }
@@ -128,7 +128,7 @@ async function handle(
   } else if (path === '/reload') {
     if (!allow('POST') || !authorized()) return;
     try {
-      options.reload();
+      await options.reload();
       reply(200, 'reloaded\n');
     } catch (err) {
       reply(

@@ -2,7 +2,12 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { hashPassword } from './auth.js';
 import { MAX_TIMER_MS } from './config/duration.js';
-import { loadConfigFile, loadConfigText, type Amend } from './config/load.js';
+import {
+  loadConfigFile,
+  loadConfigFileInSlices,
+  loadConfigText,
+  type Amend,
+} from './config/load.js';
 import { amendFromUrls, DEFAULT_LISTEN, UsageError } from './config/one-liner.js';
 import type { Config } from './config/schema.js';
 import { buildRuntime, createGateway } from './gateway.js';
@@ -41,13 +46,23 @@ const collect = (value: string, previous: string[] | undefined): string[] => [
   value,
 ];
 
-/** Loads `-c FILE` (if any) with the -L/-F additions; with neither, the embedded default. */
-export function loadRunConfig(options: RunOptions): Config {
+function runAmend(options: RunOptions): Amend {
   const given = options.listen ?? [];
   const listen = given.length === 0 && !options.config ? [DEFAULT_LISTEN] : given;
-  const amend: Amend = amendFromUrls(listen, options.forward ?? []);
+  return amendFromUrls(listen, options.forward ?? []);
+}
+
+/** Loads `-c FILE` (if any) with the -L/-F additions; with neither, the embedded default. */
+export function loadRunConfig(options: RunOptions): Config {
+  const amend = runAmend(options);
   if (options.config) return loadConfigFile(options.config, amend);
   return loadConfigText('', '<command line>', process.cwd(), amend);
+}
+
+/** As loadRunConfig, for a reload: large domain lists are built while sessions are served. */
+function reloadRunConfig(options: RunOptions): Config | Promise<Config> {
+  if (options.config) return loadConfigFileInSlices(options.config, runAmend(options));
+  return loadRunConfig(options);
 }
 
 /** Runs the command line; resolves with the exit code. A long-running `run` resolves on stop. */
@@ -158,7 +173,7 @@ async function runGateway(options: RunOptions): Promise<number> {
     throw new UsageError(
       'nothing to listen on: the configuration has no inbounds (add one, or -L)',
     );
-  const gateway = createGateway(config, log, { source: () => loadRunConfig(options) });
+  const gateway = createGateway(config, log, { source: () => reloadRunConfig(options) });
   const unwatch = watchProcessFaults(log);
   try {
     await gateway.start();
@@ -205,11 +220,9 @@ async function runGateway(options: RunOptions): Promise<number> {
       ).unref();
     };
     const reload = (): void => {
-      try {
-        gateway.reloadFromSource();
-      } catch {
+      gateway.reloadFromSource().catch(() => {
         // Logged by the gateway; the running configuration stays.
-      }
+      });
     };
     process.on('SIGTERM', stop);
     process.on('SIGINT', stop);

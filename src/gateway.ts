@@ -25,10 +25,10 @@ export interface Gateway {
    */
   reload(config: Config): void;
   /**
-   * Reloads from the source given at creation (SIGHUP, POST /reload); throws, and keeps the
-   * running configuration, when the new one is refused.
+   * Reloads from the source given at creation (SIGHUP, POST /reload); rejects, and keeps the
+   * running configuration, when the new one is refused. Reloads run one at a time, in order.
    */
-  reloadFromSource(): void;
+  reloadFromSource(): Promise<void>;
   /** The admin endpoint's address, once started (when `admin.listen` is set). */
   readonly adminAddress: AddressInfo | undefined;
   /**
@@ -64,8 +64,11 @@ export function buildRuntime(
 }
 
 export interface GatewayOptions {
-  /** Where SIGHUP and POST /reload read the configuration from. */
-  readonly source?: () => Config;
+  /**
+   * Where SIGHUP and POST /reload read the configuration from. Sessions are served while a
+   * source that returns a promise works; they see the new configuration once it is complete.
+   */
+  readonly source?: () => Config | Promise<Config>;
 }
 
 export function createGateway(initial: Config, log: Logger, options: GatewayOptions = {}): Gateway {
@@ -119,11 +122,15 @@ export function createGateway(initial: Config, log: Logger, options: GatewayOpti
     );
   };
 
-  const reloadFromSource = (): void => {
+  let stopping = false;
+  const reloadOnce = async (): Promise<void> => {
     try {
       if (!options.source)
         throw new Error('this gateway has no configuration source to reload from');
-      reload(options.source());
+      const next = await options.source();
+      // A stop that began meanwhile has closed what the new runtime would replace.
+      if (stopping) return;
+      reload(next);
       metrics.reloaded(true);
     } catch (err) {
       metrics.reloaded(false);
@@ -131,6 +138,13 @@ export function createGateway(initial: Config, log: Logger, options: GatewayOpti
       log.error({ problems }, 'reload refused: the running configuration stays');
       throw err;
     }
+  };
+  // One at a time, so the configuration last read is the one that stays.
+  let reloading: Promise<unknown> = Promise.resolve();
+  const reloadFromSource = (): Promise<void> => {
+    const done = reloading.then(reloadOnce, reloadOnce);
+    reloading = done.catch(() => undefined);
+    return done;
   };
 
   return {
@@ -180,6 +194,7 @@ export function createGateway(initial: Config, log: Logger, options: GatewayOpti
     reload,
     reloadFromSource,
     async stop(graceMs = config.limits.shutdown_grace) {
+      stopping = true;
       // Each step runs whatever the one before did: a failure is logged, never thrown.
       const step = (what: string, run: () => unknown): Promise<void> => settle(log, what, run);
       await step('closing the outbounds', () => {

@@ -1,8 +1,10 @@
 import { readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node } from 'yaml';
 import type { z } from 'zod';
 import { referenceIssues } from './references.js';
+import { readDomainListInSlices } from '../route/domain-list.js';
 import { configSchema, type Config } from './schema.js';
 
 export interface ConfigProblem {
@@ -35,14 +37,46 @@ export function loadConfigFile(file: string, amend?: Amend): Config {
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
-    const reason =
-      (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message;
-    throw new ConfigError([{ file, line: 1, col: 1, message: `cannot read config: ${reason}` }]);
+    throw unreadable(file, err);
   }
   return loadConfigText(text, file, dirname(resolve(file)), amend);
 }
 
+/**
+ * As loadConfigFile, for a reload: files are read off the event loop and domain lists are built
+ * in slices, so a list of millions of entries does not stall the sessions being served.
+ */
+export async function loadConfigFileInSlices(file: string, amend?: Amend): Promise<Config> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    throw unreadable(file, err);
+  }
+  const source = parseSource(text, file, amend);
+  const schema = configSchema(dirname(resolve(file)), readDomainListInSlices);
+  return validated(source, await schema.safeParseAsync(source.data));
+}
+
+function unreadable(file: string, err: unknown): ConfigError {
+  const reason =
+    (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message;
+  return new ConfigError([{ file, line: 1, col: 1, message: `cannot read config: ${reason}` }]);
+}
+
 export function loadConfigText(text: string, file: string, baseDir: string, amend?: Amend): Config {
+  const source = parseSource(text, file, amend);
+  return validated(source, configSchema(baseDir).safeParse(source.data));
+}
+
+/** A configuration's YAML, parsed and amended, with what maps a path back to its position. */
+interface Source {
+  readonly doc: Document;
+  readonly at: At;
+  readonly data: Record<string, unknown>;
+}
+
+function parseSource(text: string, file: string, amend: Amend | undefined): Source {
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, uniqueKeys: true, prettyErrors: false });
   const at = (offset: number, message: string): ConfigProblem => {
@@ -60,8 +94,11 @@ export function loadConfigText(text: string, file: string, baseDir: string, amen
   }
   const data = (js ?? {}) as Record<string, unknown>;
   amend?.(data);
+  return { doc, at, data };
+}
+
+function validated({ doc, at, data }: Source, result: z.ZodSafeParseResult<Config>): Config {
   // Both always run, so one pass reports every problem of the file.
-  const result = configSchema(baseDir).safeParse(data);
   const references = referenceIssues(data);
   if (result.success && references.length === 0) return result.data;
   const problems = [

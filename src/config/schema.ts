@@ -4,7 +4,8 @@ import { z } from 'zod';
 import { parseCidr, type Cidr } from '../cidr.js';
 import { parseHost, parseHostPort, type Target } from '../target.js';
 import { formatDuration, MAX_TIMER_MS, parseDuration } from './duration.js';
-import { parseDomainList } from '../route/domain-list.js';
+import { readDomainList } from '../route/domain-list.js';
+import type { DomainTable } from '../route/domain-table.js';
 import { parseOutboundUrl } from './url.js';
 
 /**
@@ -212,12 +213,16 @@ const domain = z.string().transform((text, ctx) => {
   return host.name;
 });
 
-function domainListFile(baseDir: string) {
+/**
+ * Reads and parses a domain list file. The loader's own reads it at once; a reload passes one
+ * that builds the list in slices, so that sessions are served while it does.
+ */
+export type DomainListReader = (path: string) => DomainTable | Promise<DomainTable>;
+
+function domainListFile(baseDir: string, read: DomainListReader) {
   return z.string().transform((file, ctx) => {
     const path = resolvePath(baseDir, file);
-    try {
-      return { file, entries: parseDomainList(readFileSync(path, 'utf8')) };
-    } catch (err) {
+    const refuse = (err: unknown): never => {
       const reason =
         (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message;
       ctx.addIssue({
@@ -225,11 +230,19 @@ function domainListFile(baseDir: string) {
         message: `cannot use domain list ${path}: ${reason}`,
       });
       return z.NEVER;
+    };
+    try {
+      const domains = read(path);
+      return domains instanceof Promise
+        ? domains.then((table) => ({ file, domains: table }), refuse)
+        : { file, domains };
+    } catch (err) {
+      return refuse(err);
     }
   });
 }
 
-function rule(baseDir: string) {
+function rule(baseDir: string, readList: DomainListReader) {
   return z
     .strictObject({
       domain: list(domain).optional(),
@@ -241,7 +254,7 @@ function rule(baseDir: string) {
           .transform((s) => s.toLowerCase()),
       ).optional(),
       domain_regex: list(regex).optional(),
-      domain_list: domainListFile(baseDir).optional(),
+      domain_list: domainListFile(baseDir, readList).optional(),
       ip_cidr: list(cidr).optional(),
       resolve: z.boolean().default(false),
       port: list(port).optional(),
@@ -275,7 +288,7 @@ const limits = z.strictObject({
   deny_destinations: z.array(denyItem).default([]),
 });
 
-export function configSchema(baseDir: string) {
+export function configSchema(baseDir: string, readList: DomainListReader = readDomainList) {
   return z.strictObject({
     log: z
       .strictObject({
@@ -292,7 +305,7 @@ export function configSchema(baseDir: string) {
     limits: limits.prefault({}),
     inbounds: z.array(inbound).default([]),
     outbounds: z.array(outbound(baseDir)).default([]),
-    rules: z.array(rule(baseDir)).default([]),
+    rules: z.array(rule(baseDir, readList)).default([]),
   });
 }
 

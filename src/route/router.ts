@@ -1,6 +1,6 @@
 import { lookup } from 'node:dns/promises';
 import type { RuleConfig } from '../config/schema.js';
-import type { Resolver, RouteDecision, Router } from './types.js';
+import type { Resolver, RouteDecision, RouteInput, Router } from './types.js';
 import { compileRule } from './rule.js';
 
 const NO_MATCH: RouteDecision = { rule: undefined, outbound: 'direct' };
@@ -41,6 +41,19 @@ async function resolveOrNothing(
   }
 }
 
+/**
+ * Targets come normalised from parseHost; this keeps rules right for hand-built targets too,
+ * once per decision rather than once per rule.
+ */
+function normalised(input: RouteInput): RouteInput {
+  const host = input.target.host;
+  if (host.kind !== 'domain') return input;
+  const lower = host.name.toLowerCase();
+  const name = lower.endsWith('.') ? lower.slice(0, -1) : lower;
+  if (name === host.name) return input;
+  return { ...input, target: { ...input.target, host: { kind: 'domain', name } } };
+}
+
 /** Compiles `rules:` once; `decide` walks them in order and the first match wins. */
 export function createRouter(
   configs: readonly RuleConfig[],
@@ -49,7 +62,8 @@ export function createRouter(
   const rules = configs.map((config, index) => compileRule(config, index));
   return {
     rules,
-    async decide(input, signal) {
+    async decide(given, signal) {
+      const input = normalised(given);
       const host = input.target.host;
       const name = host.kind === 'domain' ? host.name : undefined;
       // One lookup per decision at most, and only once a resolve rule cannot be decided without it.

@@ -100,19 +100,17 @@ function compileParts(config: RuleConfig): RuleParts {
   return parts;
 }
 
-// Targets come normalised from parseHost; this keeps rules right for hand-built targets too.
-function normaliseName(name: string): string {
-  const lower = name.toLowerCase();
-  return lower.endsWith('.') ? lower.slice(0, -1) : lower;
-}
-
 export function compileRule(config: RuleConfig, index: number): CompiledRule {
   const { domainMatchers, ipMatcher, conditions, texts } = compileParts(config);
   const hasDestination = domainMatchers.length > 0 || ipMatcher !== undefined;
-  const conditionsMatch = (input: RouteInput) => conditions.every((c) => c.matches(input));
-  const nameMatches = (name: string) => {
-    const normalised = normaliseName(name);
-    return domainMatchers.some((m) => m.matches(normalised));
+  // Loops rather than every/some: this runs for each rule of each decision.
+  const conditionsMatch = (input: RouteInput): boolean => {
+    for (const condition of conditions) if (!condition.matches(input)) return false;
+    return true;
+  };
+  const nameMatches = (name: string): boolean => {
+    for (const matcher of domainMatchers) if (matcher.matches(name)) return true;
+    return false;
   };
   const destinationMatches = (host: Host, addresses: readonly string[] | undefined) => {
     if (!hasDestination) return true;

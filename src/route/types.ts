@@ -14,7 +14,10 @@ export interface Rule {
   readonly outbound: string;
   /** True when a domain target must be resolved before this rule's ip_cidr can be tested. */
   readonly resolve: boolean;
-  /** `addresses` are the target's resolved addresses, given only for `resolve` rules. */
+  /**
+   * `input`'s domain name is normalised (lower case, no trailing dot), as the router gives it;
+   * `addresses` are the target's resolved addresses, given only for `resolve` rules.
+   */
   matches(input: RouteInput, addresses: readonly string[] | undefined): boolean;
 }
 

@@ -174,11 +174,11 @@ test('a domain list file is read relative to the configuration file', () => {
       return file;
     })(),
   );
-  assert.deepEqual(config.rules[0]?.domain_list?.entries, [
-    'ads.example.com',
-    'tracker.test',
-    'other.test',
-  ]);
+  const domains = config.rules[0]?.domain_list?.domains;
+  assert.equal(domains?.size, 3);
+  for (const name of ['ads.example.com', 'tracker.test', 'other.test']) {
+    assert.equal(domains.matches(name), true, name);
+  }
 });
 
 test('outbounds: url, chain or fallback, exactly one', () => {

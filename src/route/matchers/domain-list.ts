@@ -1,15 +1,15 @@
+import type { DomainTable } from '../domain-table.js';
 import type { Matcher } from './types.js';
 import { scalarText } from './text.js';
-import { hasDomainSuffix } from './domain-suffix.js';
 
-/** `domain_list`: a file of domains, each matching as a suffix; printed by its file name. */
+/** `domain_list`: a file of exact names and suffixes, loaded whole; printed by its file name. */
 export function domainListMatcher(list: {
   readonly file: string;
-  readonly entries: readonly string[];
+  readonly domains: DomainTable;
 }): Matcher<string> {
-  const set = new Set(list.entries);
+  const { domains } = list;
   return {
     text: `domain_list: ${scalarText(list.file)}`,
-    matches: (name) => hasDomainSuffix(set, name),
+    matches: (name) => domains.matches(name),
   };
 }
