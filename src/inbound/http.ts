@@ -55,6 +55,9 @@ export function createHttpHandler(env: ProtocolEnv): ProtocolHandler {
     requestTimeout: 0, // bodies stream as long as they take; idle_timeout cuts a stalled one
     keepAliveTimeout: KEEP_ALIVE_MS,
     connectionsCheckingInterval: DEADLINE_CHECK_MS,
+    // node:http would answer a missing Host with an empty 400 and no trace; badTarget() answers
+    // it with a reason and a log line, like every other malformed request.
+    requireHostHeader: false,
   });
   // node:http enforces headersTimeout from a check it starts on 'listening'. This server never
   // listens (the inbound's listener feeds it sockets), so the check is started here.
@@ -62,7 +65,7 @@ export function createHttpHandler(env: ProtocolEnv): ProtocolHandler {
 
   /**
    * Every parsed request is one session (one access-log line). The target was parsed by the
-   * caller (a bad one is a 400 without a session: there is nothing to log); then the client is
+   * caller (a bad one is a 400 and a debug line, without a session); then the client is
    * checked (403, 407) and the session handed on.
    */
   const run = (
@@ -111,6 +114,15 @@ export function createHttpHandler(env: ProtocolEnv): ProtocolHandler {
     (error) => {
       replyAndClose(socket, httpStatus(error), errorText(error), challenge(error));
     };
+  /** Why a request cannot be served whatever the rules say (400), or undefined. */
+  const badTarget = (req: IncomingMessage, reason: string | undefined): string | undefined => {
+    const why =
+      req.httpVersion === '1.1' && req.headers.host === undefined
+        ? 'an HTTP/1.1 request needs a Host field'
+        : reason;
+    if (why !== undefined) clientOf(req.socket).log.debug({ reason: why }, 'http: bad request');
+    return why;
+  };
   /** A request that came back with our Via entry is refused before anything is dialled. */
   const unlessLooped =
     (req: IncomingMessage, refuse: Refuse, serve: (session: Session) => Promise<void>) =>
@@ -121,8 +133,9 @@ export function createHttpHandler(env: ProtocolEnv): ProtocolHandler {
     turns.take(req.socket, () => {
       let work = Promise.resolve();
       const at = parseAbsoluteForm(req.url ?? '');
-      if (typeof at === 'string') {
-        replyError(res, req, new ProxyError('BAD_REQUEST', at));
+      const bad = badTarget(req, typeof at === 'string' ? at : undefined);
+      if (bad !== undefined || typeof at === 'string') {
+        replyError(res, req, new ProxyError('BAD_REQUEST', bad ?? 'bad request'));
       } else {
         const refuse: Refuse = (error) => {
           replyError(res, req, error, challenge(error));
@@ -149,7 +162,9 @@ export function createHttpHandler(env: ProtocolEnv): ProtocolHandler {
     const serve = (): Promise<void> => {
       const target = parseConnectAuthority(req.url ?? '');
       if (!target) {
+        // No Host check: the authority is the whole request (RFC 9110 §9.3.6).
         const text = `bad CONNECT authority "${req.url ?? ''}" (use host:port)`;
+        clientOf(socket).log.debug({ reason: text }, 'http: bad request');
         refuseRaw(socket)(new ProxyError('BAD_REQUEST', text));
       } else {
         const refuse = refuseRaw(socket);
@@ -167,8 +182,9 @@ export function createHttpHandler(env: ProtocolEnv): ProtocolHandler {
     const socket = req.socket;
     const serve = (): Promise<void> => {
       const at = parseAbsoluteForm(req.url ?? '');
-      if (typeof at === 'string') {
-        refuseRaw(socket)(new ProxyError('BAD_REQUEST', at));
+      const bad = badTarget(req, typeof at === 'string' ? at : undefined);
+      if (bad !== undefined || typeof at === 'string') {
+        refuseRaw(socket)(new ProxyError('BAD_REQUEST', bad ?? 'bad request'));
       } else {
         const refuse = refuseRaw(socket);
         const proceed = unlessLooped(req, refuse, (session) =>

@@ -750,3 +750,30 @@ test('two gateways forwarding to each other stop at once with 403 forwarding loo
     await relay.close();
   }
 });
+
+test('a request the proxy cannot serve gets 400 with its reason and a log line, and reaches no origin', async () => {
+  const target = local(counting.port);
+  const cases: readonly [string, RegExp][] = [
+    [`GET http://${target}/no-host HTTP/1.1\r\n\r\n`, /needs a Host field/],
+    ['GET /origin-form HTTP/1.1\r\nHost: x\r\n\r\n', /send absolute-form requests/],
+    [`GET ftp://${target}/ HTTP/1.1\r\nHost: x\r\n\r\n`, /unsupported scheme "ftp"/],
+    ['CONNECT nowhere HTTP/1.1\r\nHost: nowhere\r\n\r\n', /bad CONNECT authority/],
+  ];
+  const served = counting.served.length;
+  for (const [request, reason] of cases) {
+    const client = await open(g.port('web'));
+    const logged = g.logs.length;
+    client.write(request);
+    const answer = await readAnswer(client);
+    assert.equal(answer.status, 400, request);
+    assert.match(answer.body, reason);
+    assert.ok(
+      g.logs
+        .slice(logged)
+        .some((l) => l.msg === 'http: bad request' && reason.test(String(l.reason))),
+      `a log line for ${JSON.stringify(request)}`,
+    );
+    client.socket.destroy();
+  }
+  assert.equal(counting.served.length, served, 'no origin saw any of them');
+});
