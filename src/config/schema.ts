@@ -6,6 +6,7 @@ import { parseHost, parseHostPort, type Target } from '../target.js';
 import { formatDuration, MAX_TIMER_MS, parseDuration } from './duration.js';
 import { readDomainList } from '../route/domain-list.js';
 import type { DomainTable } from '../route/domain-table.js';
+import { readSecret, type SecretSource } from './secret.js';
 import { parseOutboundUrl } from './url.js';
 
 /**
@@ -71,32 +72,80 @@ const name = z
   .string('expected a name')
   .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'a name uses letters, digits, "_", "." and "-"');
 
-const user = z.union(
-  [
-    z.strictObject({ username: z.string().min(1).max(255), password: z.string().min(1).max(255) }),
-    z.strictObject({
-      username: z.string().min(1).max(255),
-      password_hash: z.string().regex(/^scrypt\$/, 'expected a hash from "junction hash-password"'),
-    }),
-  ],
-  { error: 'a user is { username, password } or { username, password_hash }' },
-);
+/** RFC 1929 carries at most 255 bytes of password. */
+const MAX_PASSWORD_BYTES = 255;
+const PASSWORD_KEYS = ['password', 'password_hash', 'password_env', 'password_file'] as const;
 
-const inbound = z.strictObject({
-  name,
-  type: z.enum(['http', 'socks', 'socks4', 'socks5', 'mixed']),
-  listen: listenAddress,
-  auth: z.strictObject({ users: z.array(user).min(1) }).optional(),
-  udp: z.boolean().default(true),
-  udp_advertise: z
-    .string()
-    .refine(
-      (s) => parseHost(s)?.kind !== 'domain' && parseHost(s) !== undefined,
-      'expected an IP address',
-    )
-    .optional(),
-  allow: list(cidr).optional(),
-});
+/** A secret from `password_env` / `password_file` (see secret.ts), or an issue at that key. */
+function secretFrom(
+  source: SecretSource,
+  key: 'password_env' | 'password_file',
+  baseDir: string,
+  ctx: z.core.$RefinementCtx,
+): string | undefined {
+  const secret = readSecret(source, baseDir);
+  if ('problem' in secret) {
+    ctx.addIssue({ code: 'custom', path: [key], message: secret.problem });
+    return undefined;
+  }
+  return secret.value;
+}
+
+type UserEntry =
+  | { readonly username: string; readonly password: string }
+  | { readonly username: string; readonly password_hash: string };
+
+const user = (baseDir: string) =>
+  z
+    .strictObject({
+      username: z.string().min(1).max(255),
+      password: z.string().min(1).max(MAX_PASSWORD_BYTES).optional(),
+      password_hash: z
+        .string()
+        .regex(/^scrypt\$/, 'expected a hash from "junction hash-password"')
+        .optional(),
+      password_env: z.string().min(1).optional(),
+      password_file: z.string().min(1).optional(),
+    })
+    .transform((u, ctx): UserEntry => {
+      const given = PASSWORD_KEYS.filter((key) => u[key] !== undefined);
+      if (given.length !== 1) {
+        ctx.addIssue({
+          code: 'custom',
+          message:
+            'a user has exactly one of password, password_hash, password_env or password_file',
+        });
+        return z.NEVER;
+      }
+      if (u.password_hash !== undefined)
+        return { username: u.username, password_hash: u.password_hash };
+      if (u.password !== undefined) return { username: u.username, password: u.password };
+      const key = u.password_env !== undefined ? 'password_env' : 'password_file';
+      const password = secretFrom(u, key, baseDir, ctx);
+      if (password === undefined) return z.NEVER;
+      if (Buffer.byteLength(password) > MAX_PASSWORD_BYTES) {
+        ctx.addIssue({ code: 'custom', path: [key], message: 'longer than 255 bytes (RFC 1929)' });
+        return z.NEVER;
+      }
+      return { username: u.username, password };
+    });
+
+const inbound = (baseDir: string) =>
+  z.strictObject({
+    name,
+    type: z.enum(['http', 'socks', 'socks4', 'socks5', 'mixed']),
+    listen: listenAddress,
+    auth: z.strictObject({ users: z.array(user(baseDir)).min(1) }).optional(),
+    udp: z.boolean().default(true),
+    udp_advertise: z
+      .string()
+      .refine(
+        (s) => parseHost(s)?.kind !== 'domain' && parseHost(s) !== undefined,
+        'expected an IP address',
+      )
+      .optional(),
+    allow: list(cidr).optional(),
+  });
 
 /**
  * `tls.ca`: a PEM file, relative to the configuration file (or the PEM text itself), read at
@@ -136,6 +185,9 @@ const outbound = (baseDir: string) =>
     .strictObject({
       name,
       url: outboundUrl.optional(),
+      // The password of the URL's user, kept out of the file (see secret.ts).
+      password_env: z.string().min(1).optional(),
+      password_file: z.string().min(1).optional(),
       tls: tls(baseDir).optional(),
       chain: z.array(name).min(1).optional(),
       fallback: z.array(name).min(1).optional(),
@@ -175,6 +227,28 @@ const outbound = (baseDir: string) =>
           message: 'tls applies to https:// outbounds only',
         });
       }
+    })
+    .transform((o, ctx) => {
+      const key = o.password_env !== undefined ? 'password_env' : 'password_file';
+      if (o.password_env === undefined && o.password_file === undefined)
+        return { ...o, password: undefined };
+      const url = o.url === undefined ? undefined : parseOutboundUrl(o.url).value;
+      const problem =
+        o.password_env !== undefined && o.password_file !== undefined
+          ? 'give password_env or password_file, not both'
+          : url === undefined
+            ? `${key} applies to url: outbounds only`
+            : url.username === undefined
+              ? `${key} needs a user in the URL (scheme://user@host:port)`
+              : url.password !== undefined
+                ? `the URL has a password already: remove it, or remove ${key}`
+                : undefined;
+      if (problem !== undefined) {
+        ctx.addIssue({ code: 'custom', path: [key], message: problem });
+        return z.NEVER;
+      }
+      const password = secretFrom(o, key, baseDir, ctx);
+      return password === undefined ? z.NEVER : { ...o, password };
     });
 
 const port = z
@@ -303,7 +377,7 @@ export function configSchema(baseDir: string, readList: DomainListReader = readD
       })
       .optional(),
     limits: limits.prefault({}),
-    inbounds: z.array(inbound).default([]),
+    inbounds: z.array(inbound(baseDir)).default([]),
     outbounds: z.array(outbound(baseDir)).default([]),
     rules: z.array(rule(baseDir, readList)).default([]),
   });

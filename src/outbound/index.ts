@@ -58,7 +58,7 @@ export function createOutbounds(
       throw new Error(`outbound "${usedBy}": "${name}" cannot be part of a chain`);
     }
     let hops: readonly Hop[];
-    if (config.url !== undefined) hops = [createHop(name, config.url, config.tls, policy)];
+    if (config.url !== undefined) hops = [createHop(config, config.url, policy)];
     else if (config.chain) hops = config.chain.flatMap((member) => hopsOf(member, name));
     else
       throw new Error(`outbound "${usedBy}": fallback group "${name}" cannot be part of a chain`);
@@ -157,16 +157,13 @@ function parseable(text: string): boolean {
  * A hop is labelled with its outbound's name: its errors reach clients (an HTTP 502 body), and
  * a client is told which proxy failed and how, never where it is or with which credentials.
  */
-function createHop(
-  name: string,
-  url: string,
-  tls: OutboundConfig['tls'],
-  policy: DestinationPolicy,
-): Hop {
+function createHop(config: OutboundConfig, url: string, policy: DestinationPolicy): Hop {
+  const { name, tls, password } = config;
   const parsed = parseOutboundUrl(url);
   // Validated by the schema; a failure here would be a bug.
   if (parsed.error !== undefined) throw new Error(`outbound "${name}": ${parsed.error}`);
-  const proxy = parsed.value;
+  // password_env / password_file complete the URL's user (the schema read them).
+  const proxy = password === undefined ? parsed.value : { ...parsed.value, password };
   const label = `"${name}"`;
   if (isHttp(proxy)) {
     return createHttpHop(proxy, label, {

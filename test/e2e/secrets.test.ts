@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
 import { rawConnect, refusedPort, startTcpServer, type TcpServer } from '../helpers/net.js';
+import { socks5Connect } from '../helpers/socks-client.js';
 
 /** A 502 tells the client which outbound failed and how, never the proxy's URL or password. */
 
@@ -66,5 +67,45 @@ test('an upstream that cannot be reached: the 502 body names the outbound, not i
   const everything = g.logs.map((l) => JSON.stringify(l)).join('\n');
   for (const secret of [PASSWORD, 'corp.example', String(demanding.port), String(deadPort)]) {
     assert.ok(!everything.includes(secret), `"${secret}" in the log`);
+  }
+});
+
+test('an upstream password from password_env reaches the upstream and nowhere else', async () => {
+  const variable = 'JUNCTION_E2E_UPSTREAM_PW';
+  process.env[variable] = PASSWORD;
+  const echo = await startTcpServer((socket) => socket.pipe(socket));
+  const upstream = await startGateway({
+    inbounds: [
+      {
+        name: 'up',
+        type: 'socks5',
+        listen: '127.0.0.1:0',
+        auth: { users: [{ username: 'svc', password: PASSWORD }] },
+      },
+    ],
+  });
+  const front = await startGateway({
+    inbounds: [{ name: 'front', type: 'socks5', listen: '127.0.0.1:0' }],
+    outbounds: [
+      { name: 'up', url: `socks5://svc@127.0.0.1:${upstream.port()}`, password_env: variable },
+    ],
+    rules: [{ outbound: 'up' }],
+  });
+  try {
+    const { client, reply } = await socks5Connect(front.port(), '127.0.0.1', echo.port);
+    assert.equal(reply, 0x00);
+    client.write('through the upstream');
+    assert.equal((await client.read(20)).toString(), 'through the upstream');
+    client.socket.destroy();
+    const line = await upstream.waitForLog((l) => l.msg === 'session');
+    assert.equal(line.user, 'svc', 'the upstream authenticated the password from the variable');
+    for (const l of [...front.logs, ...upstream.logs]) {
+      assert.ok(!JSON.stringify(l).includes(PASSWORD), 'the password is never logged');
+    }
+  } finally {
+    Reflect.deleteProperty(process.env, variable);
+    await front.stop();
+    await upstream.stop();
+    await echo.close();
   }
 });
