@@ -6,6 +6,7 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from './log.js';
 import type { Metrics } from './metrics.js';
+import { PAC_CONTENT_TYPE } from './pac.js';
 import { hostToString, isLoopback, type Target } from './target.js';
 
 export interface AdminOptions {
@@ -16,6 +17,14 @@ export interface AdminOptions {
   readonly reload: () => Promise<void>;
   /** `admin.token` as configured now (a reload may change it); undefined: none. */
   readonly token: () => string | undefined;
+  /**
+   * The PAC file for an inbound (the first HTTP or mixed one when none is named), with `host`
+   * the name the client used to reach this endpoint; a string is why there is none (404).
+   */
+  readonly pac: (
+    inbound: string | undefined,
+    host: string | undefined,
+  ) => { text: string } | string;
 }
 
 export interface Admin {
@@ -136,8 +145,15 @@ async function handle(
         `reload refused, the running configuration stays:\n${err instanceof Error ? err.message : String(err)}\n`,
       );
     }
+  } else if (path === '/proxy.pac') {
+    if (!allow('GET')) return;
+    const inbound = new URL(req.url ?? '/', 'http://admin').searchParams.get('inbound');
+    const hostname = req.headers.host?.replace(/:\d+$/, '').replace(/^\[(.*)\]$/, '$1');
+    const pac = options.pac(inbound ?? undefined, hostname);
+    if (typeof pac === 'string') reply(404, `${pac}\n`);
+    else reply(200, pac.text, PAC_CONTENT_TYPE);
   } else {
-    reply(404, 'not found: GET /healthz, GET /metrics, POST /reload\n');
+    reply(404, 'not found: GET /healthz, GET /metrics, GET /proxy.pac, POST /reload\n');
   }
 }
 

@@ -13,6 +13,7 @@ import type { Runtime } from './session.js';
 import { startAdmin, type Admin } from './admin.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { createSelfEndpoints, type SelfEndpoints } from './self-endpoints.js';
+import { generatePac } from './pac.js';
 import { formatTarget, isLoopback } from './target.js';
 
 export interface Gateway {
@@ -58,6 +59,7 @@ export function buildRuntime(
     router: createRouter(config.rules),
     outbounds: createOutbounds(config.outbounds, policy, { log, metrics }),
     limits: config.limits,
+    rules: config.rules,
     accessLog: config.log.access,
     metrics,
   };
@@ -122,6 +124,24 @@ export function createGateway(initial: Config, log: Logger, options: GatewayOpti
     );
   };
 
+  /** Each inbound's bound address, once started. */
+  const bound = new Map<string, AddressInfo>();
+  const pacFor = (
+    name: string | undefined,
+    host: string | undefined,
+  ): { text: string } | string => {
+    const inbound =
+      name === undefined
+        ? config.inbounds.find((i) => i.type === 'http' || i.type === 'mixed')
+        : config.inbounds.find((i) => i.name === name);
+    const address = inbound && bound.get(inbound.name);
+    if (!inbound || !address)
+      return name === undefined ? 'no http or mixed inbound' : `no inbound "${name}"`;
+    // A wildcard bind is reached at whatever name the client used for this endpoint.
+    const wildcard = address.address === '0.0.0.0' || address.address === '::';
+    const endpoint = { host: wildcard && host ? host : address.address, port: address.port };
+    return { text: generatePac(inbound, runtime.rules, endpoint) };
+  };
   let stopping = false;
   const reloadOnce = async (): Promise<void> => {
     try {
@@ -158,7 +178,7 @@ export function createGateway(initial: Config, log: Logger, options: GatewayOpti
       return inbounds.reduce((sum, inbound) => sum + inbound.activeConnections, 0);
     },
     async start() {
-      const bound = new Map<string, AddressInfo>();
+      bound.clear();
       try {
         for (const inbound of inbounds) {
           bound.set(inbound.name, await inbound.listen());
@@ -170,6 +190,7 @@ export function createGateway(initial: Config, log: Logger, options: GatewayOpti
             log: log.child({ admin: true }),
             reload: reloadFromSource,
             token: () => config.admin?.token,
+            pac: (name, host) => pacFor(name, host),
           });
         }
       } catch (err) {

@@ -1,6 +1,6 @@
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import type { Limits } from './config/schema.js';
+import type { Limits, RuleConfig } from './config/schema.js';
 import { ProxyError, toProxyError } from './errors.js';
 import type { Logger } from './log.js';
 import type { Metrics } from './metrics.js';
@@ -15,6 +15,8 @@ export type { SessionInfo, Protocol } from './session-info.js';
 /** What one configuration generation offers to new sessions; a reload swaps it whole. */
 export interface Runtime {
   readonly router: Router;
+  /** The rules as configured, for what is generated from them (the PAC file). */
+  readonly rules: readonly RuleConfig[];
   readonly outbounds: ReadonlyMap<string, Outbound>;
   readonly limits: Limits;
   readonly accessLog: boolean;

@@ -17,6 +17,7 @@ import {
 } from './http-connect.js';
 import { forward, replyError } from './http-forward.js';
 import { refuseLoop } from './http-loop.js';
+import { asksForPac, servePac } from './http-pac.js';
 import { parseAbsoluteForm } from './http-target.js';
 import { createTurns } from './http-turns.js';
 import { forwardUpgrade } from './http-upgrade.js';
@@ -132,6 +133,12 @@ export function createHttpHandler(env: ProtocolEnv): ProtocolHandler {
   const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
     turns.take(req.socket, () => {
       let work = Promise.resolve();
+      if (asksForPac(req)) {
+        const client = clientOf(req.socket);
+        if (client.allowed) servePac(env, env.runtime().rules, req, res);
+        else replyError(res, req, new ProxyError('NOT_ALLOWED', 'client address not allowed'));
+        return closed(res);
+      }
       const at = parseAbsoluteForm(req.url ?? '');
       const bad = badTarget(req, typeof at === 'string' ? at : undefined);
       if (bad !== undefined || typeof at === 'string') {

@@ -128,7 +128,10 @@ test('the admin endpoint answers 405 to a wrong method and 404 elsewhere', async
   assert.equal((await admin('POST', '/healthz')).status, 405);
   const missing = await admin('GET', '/');
   assert.equal(missing.status, 404);
-  assert.equal(missing.body, 'not found: GET /healthz, GET /metrics, POST /reload\n');
+  assert.equal(
+    missing.body,
+    'not found: GET /healthz, GET /metrics, GET /proxy.pac, POST /reload\n',
+  );
 });
 
 test('with admin.token, POST /reload wants it as a Bearer token; /healthz and /metrics stay open', async () => {
@@ -210,6 +213,7 @@ test('the admin endpoint survives a throwing handler, a malformed request and a 
       throw 'not an Error';
     },
     token: () => undefined,
+    pac: () => 'no inbound',
   });
   const { port } = server.address;
   try {
