@@ -46,7 +46,23 @@ export function amendFromUrls(listen: readonly string[], forward: readonly strin
   };
 }
 
-function inboundFromUrl(url: string): Record<string, unknown> & { name: string } {
+/** `?cert=FILE&key=FILE` on an https or mixed -L URL: its tls block. */
+function tlsFromQuery(url: string, query: string): Record<string, unknown> {
+  if (query === '') return {};
+  const params = new URLSearchParams(query);
+  const cert = params.get('cert');
+  const key = params.get('key');
+  const unknown = [...params.keys()].filter((k) => k !== 'cert' && k !== 'key');
+  if (unknown.length > 0 || cert === null || key === null) {
+    throw new UsageError(`-L ${maskUrl(url)}: the only parameters are ?cert=FILE&key=FILE`);
+  }
+  return { tls: { cert, key } };
+}
+
+function inboundFromUrl(text: string): Record<string, unknown> & { name: string } {
+  const at = text.indexOf('?');
+  const url = at < 0 ? text : text.slice(0, at);
+  const tls = tlsFromQuery(url, at < 0 ? '' : text.slice(at + 1));
   const parsed = parseInboundUrl(url);
   if (parsed.error !== undefined) throw new UsageError(`-L ${maskUrl(url)}: ${parsed.error}`);
   const { scheme, host, port, username, password } = parsed.value;
@@ -57,6 +73,7 @@ function inboundFromUrl(url: string): Record<string, unknown> & { name: string }
     name: `${scheme}-${port}`,
     type: scheme,
     listen: formatTarget({ host, port }),
+    ...tls,
     ...(username !== undefined && password !== undefined
       ? { auth: { users: [{ username, password }] } }
       : {}),

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { resolve as resolvePath } from 'node:path';
+import { createSecureContext } from 'node:tls';
 import { z } from 'zod';
 import { parseCidr, type Cidr } from '../cidr.js';
 import { parseHost, parseHostPort, type Target } from '../target.js';
@@ -130,22 +131,77 @@ const user = (baseDir: string) =>
       return { username: u.username, password };
     });
 
-const inbound = (baseDir: string) =>
-  z.strictObject({
-    name,
-    type: z.enum(['http', 'socks', 'socks4', 'socks5', 'mixed']),
-    listen: listenAddress,
-    auth: z.strictObject({ users: z.array(user(baseDir)).min(1) }).optional(),
-    udp: z.boolean().default(true),
-    udp_advertise: z
-      .string()
-      .refine(
-        (s) => parseHost(s)?.kind !== 'domain' && parseHost(s) !== undefined,
-        'expected an IP address',
-      )
-      .optional(),
-    allow: list(cidr).optional(),
+/**
+ * A PEM file, relative to the configuration file (or the PEM text itself), read at load so that
+ * a missing file is reported at its position and a reload reads it again. The value is the text.
+ */
+function pemFile(baseDir: string, what: string) {
+  return z.string().transform((text, ctx) => {
+    if (text.includes('-----BEGIN')) return text;
+    const path = resolvePath(baseDir, text);
+    try {
+      return readFileSync(path, 'utf8');
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      const reason = code === 'ENOENT' ? 'no such file' : (code ?? (err as Error).message);
+      ctx.addIssue({ code: 'custom', message: `cannot read ${what} ${path}: ${reason}` });
+      return z.NEVER;
+    }
   });
+}
+
+const inbound = (baseDir: string) =>
+  z
+    .strictObject({
+      name,
+      type: z.enum(['http', 'https', 'socks', 'socks4', 'socks5', 'mixed']),
+      listen: listenAddress,
+      // The certificate (chain) and key an https inbound presents; a mixed one with them also
+      // takes TLS (first byte 0x16) for its HTTP side.
+      tls: z
+        .strictObject({
+          cert: pemFile(baseDir, 'certificate'),
+          key: pemFile(baseDir, 'key'),
+        })
+        .optional(),
+      auth: z.strictObject({ users: z.array(user(baseDir)).min(1) }).optional(),
+      udp: z.boolean().default(true),
+      udp_advertise: z
+        .string()
+        .refine(
+          (s) => parseHost(s)?.kind !== 'domain' && parseHost(s) !== undefined,
+          'expected an IP address',
+        )
+        .optional(),
+      allow: list(cidr).optional(),
+    })
+    .superRefine((i, ctx) => {
+      if (i.type === 'https' && !i.tls) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['type'],
+          message: 'an https inbound needs tls: { cert, key }',
+        });
+      }
+      if (i.tls) {
+        try {
+          createSecureContext(i.tls);
+        } catch (err) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['tls'],
+            message: `the certificate and key cannot be used: ${(err as Error).message}`,
+          });
+        }
+      }
+      if (i.tls && i.type !== 'https' && i.type !== 'mixed') {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['tls'],
+          message: 'tls applies to https and mixed inbounds only',
+        });
+      }
+    });
 
 /**
  * `tls.ca`: a PEM file, relative to the configuration file (or the PEM text itself), read at

@@ -10,7 +10,7 @@ export const OUTBOUND_SCHEMES = [
 ] as const;
 export type OutboundScheme = (typeof OUTBOUND_SCHEMES)[number];
 
-export const INBOUND_SCHEMES = ['http', 'socks', 'socks4', 'socks5', 'mixed'] as const;
+export const INBOUND_SCHEMES = ['http', 'https', 'socks', 'socks4', 'socks5', 'mixed'] as const;
 export type InboundScheme = (typeof INBOUND_SCHEMES)[number];
 
 const DEFAULT_PORTS: Readonly<Record<OutboundScheme | InboundScheme, number>> = {

@@ -6,18 +6,24 @@ import { createHttpHandler } from './http.js';
 import { createListener } from './listener.js';
 import { createMixedHandler } from './mixed.js';
 import { createSocksHandler } from './socks.js';
+import { createTlsHandler } from './tls.js';
 import type { Inbound, ProtocolEnv, ProtocolFactory } from './types.js';
 
 const PROTOCOLS = {
   http: (env) => createHttpHandler(env),
+  https: (env) => createTlsHandler(env, createHttpHandler(env)),
   socks: (env) => createSocksHandler(env, { socks4: true, socks5: true }),
   socks4: (env) => createSocksHandler(env, { socks4: true, socks5: false }),
   socks5: (env) => createSocksHandler(env, { socks4: false, socks5: true }),
-  mixed: (env) =>
-    createMixedHandler(
+  mixed: (env) => {
+    const http = createHttpHandler(env);
+    return createMixedHandler(
       createSocksHandler(env, { socks4: true, socks5: true }),
-      createHttpHandler(env),
-    ),
+      http,
+      // TLS (first byte 0x16) when the inbound has a certificate: HTTP inside it.
+      () => (env.config.tls ? createTlsHandler(env, http) : undefined),
+    );
+  },
 } satisfies Record<InboundType, ProtocolFactory>;
 
 /** What every inbound of a gateway shares. */

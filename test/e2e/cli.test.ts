@@ -187,7 +187,7 @@ test('a bad -L URL is one line on stderr and exit 2', async () => {
   assert.equal(result.code, 2);
   assert.equal(
     result.stderr,
-    '-L ftp://127.0.0.1:1: unsupported scheme "ftp" (use http, socks, socks4, socks5, mixed)\n',
+    '-L ftp://127.0.0.1:1: unsupported scheme "ftp" (use http, https, socks, socks4, socks5, mixed)\n',
   );
 });
 
