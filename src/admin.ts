@@ -5,13 +5,17 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from './log.js';
-import type { Metrics } from './metrics.js';
 import { PAC_CONTENT_TYPE } from './pac.js';
 import { hostToString, isLoopback, type Target } from './target.js';
 
+/** What /metrics serves: one process's registry, or the sum over a cluster's workers. */
+export interface MetricsSource {
+  readonly registry: { metrics(): Promise<string>; readonly contentType: string };
+}
+
 export interface AdminOptions {
   readonly listen: Target;
-  readonly metrics: Metrics;
+  readonly metrics: MetricsSource;
   readonly log: Logger;
   /** Re-reads the configuration; rejects with the problems when it is refused. */
   readonly reload: () => Promise<void>;

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { hashPassword } from './auth.js';
+import { isWorker, runPrimary, serveMetricsToPrimary, workerCount, workerId } from './cluster.js';
 import { MAX_TIMER_MS } from './config/duration.js';
 import {
   loadConfigFile,
@@ -33,6 +34,7 @@ interface RunOptions {
   listen?: string[];
   forward?: string[];
   logLevel?: string;
+  workers?: string;
 }
 
 /** How long the log may take to flush at exit, and how long past the grace a stop may take. */
@@ -93,6 +95,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       collect,
     )
     .addOption(new Option('--log-level <level>', 'override log.level').choices(LOG_LEVELS))
+    .option('--workers <n|auto>', 'worker processes sharing every port (overrides workers:)')
     .action(async (options: RunOptions) => {
       exitCode = await runGateway(options);
     });
@@ -165,15 +168,50 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
   }
 }
 
+/** `--workers`, else `workers:` in the file. */
+function workersOf(options: RunOptions, config: Config): number {
+  if (options.workers === undefined) return workerCount(config.workers);
+  if (options.workers === 'auto') return workerCount('auto');
+  const count = Number(options.workers);
+  if (!Number.isInteger(count) || count < 1) {
+    throw new UsageError(`--workers ${options.workers}: use a number of processes or auto`);
+  }
+  return count;
+}
+
 async function runGateway(options: RunOptions): Promise<number> {
   const config = loadRunConfig(options);
   const level = options.logLevel ?? config.log.level;
-  const log = createLogger(level as (typeof LOG_LEVELS)[number]);
+  const root = createLogger(level as (typeof LOG_LEVELS)[number]);
   if (config.inbounds.length === 0)
     throw new UsageError(
       'nothing to listen on: the configuration has no inbounds (add one, or -L)',
     );
-  const gateway = createGateway(config, log, { source: () => reloadRunConfig(options) });
+  const workers = workersOf(options, config);
+  if (workers > 1 && !isWorker()) {
+    const unwatchPrimary = watchProcessFaults(root);
+    try {
+      return await runPrimary({
+        count: workers,
+        config,
+        reload: () => Promise.resolve(loadRunConfig(options)),
+        log: root,
+      });
+    } finally {
+      unwatchPrimary();
+    }
+  }
+  const worker = workerId();
+  const log = worker === undefined ? root : root.child({ worker });
+  // In a worker the primary serves the admin endpoint, with every worker's metrics.
+  const gateway = createGateway(config, log, {
+    source: () => reloadRunConfig(options),
+    admin: worker === undefined,
+  });
+  if (worker !== undefined) {
+    serveMetricsToPrimary(gateway.metrics.registry);
+    log.info({ pid: process.pid }, 'worker started');
+  }
   const unwatch = watchProcessFaults(log);
   try {
     await gateway.start();
@@ -190,6 +228,7 @@ async function runGateway(options: RunOptions): Promise<number> {
       process.off('SIGHUP', reload);
       process.off('SIGTERM', stop);
       process.off('SIGINT', stop);
+      process.off('SIGINT', ignore);
       unwatch();
       log.info('stopped');
       // The log's last lines are written before the exit, but a stuck destination must not
@@ -225,10 +264,14 @@ async function runGateway(options: RunOptions): Promise<number> {
       });
     };
     process.on('SIGTERM', stop);
-    process.on('SIGINT', stop);
+    // A worker is stopped by its primary (SIGTERM); a terminal's Ctrl-C reaches the whole
+    // process group, and a second signal would end the worker's sessions at once.
+    process.on('SIGINT', worker === undefined ? stop : ignore);
     process.on('SIGHUP', reload);
   });
 }
+
+const ignore = (): void => undefined;
 
 /** A command's options as its own help lists them, without --help. */
 function optionsHelp(command: Command): string {

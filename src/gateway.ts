@@ -13,8 +13,8 @@ import type { Runtime } from './session.js';
 import { startAdmin, type Admin } from './admin.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { createSelfEndpoints, type SelfEndpoints } from './self-endpoints.js';
-import { generatePac } from './pac.js';
-import { formatTarget, isLoopback } from './target.js';
+import { pacForInbound } from './pac.js';
+import { formatTarget, hostToString, isLoopback } from './target.js';
 
 export interface Gateway {
   /** Starts every inbound; resolves with the addresses actually bound (port 0 → a free port). */
@@ -39,6 +39,8 @@ export interface Gateway {
    */
   stop(graceMs?: number): Promise<void>;
   readonly config: Config;
+  /** This process's counters (a cluster's primary aggregates the workers'). */
+  readonly metrics: Metrics;
   /** Client connections open now, over every inbound. */
   readonly activeConnections: number;
 }
@@ -71,6 +73,11 @@ export interface GatewayOptions {
    * source that returns a promise works; they see the new configuration once it is complete.
    */
   readonly source?: () => Config | Promise<Config>;
+  /**
+   * False in a worker process: the primary serves the admin endpoint for every worker. The
+   * admin address is still one of junction's own, never a destination.
+   */
+  readonly admin?: boolean;
 }
 
 export function createGateway(initial: Config, log: Logger, options: GatewayOptions = {}): Gateway {
@@ -126,22 +133,6 @@ export function createGateway(initial: Config, log: Logger, options: GatewayOpti
 
   /** Each inbound's bound address, once started. */
   const bound = new Map<string, AddressInfo>();
-  const pacFor = (
-    name: string | undefined,
-    host: string | undefined,
-  ): { text: string } | string => {
-    const inbound =
-      name === undefined
-        ? config.inbounds.find((i) => i.type === 'http' || i.type === 'mixed')
-        : config.inbounds.find((i) => i.name === name);
-    const address = inbound && bound.get(inbound.name);
-    if (!inbound || !address)
-      return name === undefined ? 'no http or mixed inbound' : `no inbound "${name}"`;
-    // A wildcard bind is reached at whatever name the client used for this endpoint.
-    const wildcard = address.address === '0.0.0.0' || address.address === '::';
-    const endpoint = { host: wildcard && host ? host : address.address, port: address.port };
-    return { text: generatePac(inbound, runtime.rules, endpoint) };
-  };
   let stopping = false;
   const reloadOnce = async (): Promise<void> => {
     try {
@@ -174,6 +165,7 @@ export function createGateway(initial: Config, log: Logger, options: GatewayOpti
     get adminAddress() {
       return admin?.address;
     },
+    metrics,
     get activeConnections() {
       return inbounds.reduce((sum, inbound) => sum + inbound.activeConnections, 0);
     },
@@ -183,21 +175,32 @@ export function createGateway(initial: Config, log: Logger, options: GatewayOpti
         for (const inbound of inbounds) {
           bound.set(inbound.name, await inbound.listen());
         }
-        if (config.admin) {
+        if (config.admin && options.admin !== false) {
           admin = await startAdmin({
             listen: config.admin.listen,
             metrics,
             log: log.child({ admin: true }),
             reload: reloadFromSource,
             token: () => config.admin?.token,
-            pac: (name, host) => pacFor(name, host),
+            pac: (name, host) =>
+              pacForInbound({ inbounds: config.inbounds, rules: runtime.rules }, name, host, (n) =>
+                bound.get(n),
+              ),
           });
         }
       } catch (err) {
         await Promise.all(inbounds.map((i) => i.close()));
         throw err;
       }
-      self.set([...bound.values(), ...(admin ? [admin.address] : [])]);
+      // A worker's admin endpoint is the primary's, at the configured address.
+      const adminAt: AddressInfo | undefined =
+        admin?.address ??
+        (config.admin && {
+          address: hostToString(config.admin.listen.host),
+          port: config.admin.listen.port,
+          family: config.admin.listen.host.kind === 'ipv6' ? 'IPv6' : 'IPv4',
+        });
+      self.set([...bound.values(), ...(adminAt ? [adminAt] : [])]);
       for (const inboundConfig of config.inbounds) {
         const address = bound.get(inboundConfig.name);
         log.info(

@@ -3,7 +3,7 @@
 // browser sends what the rules would send `direct` straight to the origin, and the rest through
 // junction, which then applies the rules itself.
 import type { Cidr } from './cidr.js';
-import type { InboundConfig, RuleConfig } from './config/schema.js';
+import type { Config, InboundConfig, RuleConfig } from './config/schema.js';
 
 /** Where a browser reaches the inbound: the address it fetched the PAC from, or the listener's. */
 export interface PacEndpoint {
@@ -12,6 +12,31 @@ export interface PacEndpoint {
 }
 
 export const PAC_CONTENT_TYPE = 'application/x-ns-proxy-autoconfig';
+
+/**
+ * The PAC file of the inbound named `name` (the first HTTP or mixed one when none is named), as
+ * served on the admin endpoint: `boundOf` says where the inbound listens, and `host` is the name
+ * the client used to reach the admin endpoint, which also reaches a wildcard-bound inbound.
+ * A string is why there is none.
+ */
+export function pacForInbound(
+  config: { readonly inbounds: Config['inbounds']; readonly rules: readonly RuleConfig[] },
+  name: string | undefined,
+  host: string | undefined,
+  boundOf: (inbound: string) => { readonly address: string; readonly port: number } | undefined,
+): { readonly text: string } | string {
+  const inbound =
+    name === undefined
+      ? config.inbounds.find((i) => i.type === 'http' || i.type === 'mixed')
+      : config.inbounds.find((i) => i.name === name);
+  const address = inbound && boundOf(inbound.name);
+  if (!inbound || !address) {
+    return name === undefined ? 'no http or mixed inbound' : `no inbound "${name}"`;
+  }
+  const wildcard = address.address === '0.0.0.0' || address.address === '::';
+  const endpoint = { host: wildcard && host ? host : address.address, port: address.port };
+  return { text: generatePac(inbound, config.rules, endpoint) };
+}
 
 /**
  * The PAC file for `inbound`. Rules are tested in order, as the router does; the first that

@@ -420,6 +420,12 @@ const limits = z.strictObject({
 
 export function configSchema(baseDir: string, readList: DomainListReader = readDomainList) {
   return z.strictObject({
+    // Worker processes sharing every listening port (node:cluster); auto: one per core.
+    workers: z
+      .union([z.number().int().min(1).max(1024), z.literal('auto')], {
+        error: 'expected a number of worker processes (1 or more) or "auto"',
+      })
+      .default(1),
     log: z
       .strictObject({
         level: z.enum(['trace', 'debug', 'info', 'warn', 'error']).default('info'),

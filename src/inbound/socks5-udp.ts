@@ -48,7 +48,8 @@ function bindRelay(ip: string): Promise<UdpSocket> {
       relay.close();
       reject(err);
     });
-    relay.bind(0, ip, () => {
+    // Exclusive: the association lives in the worker process that holds its control connection.
+    relay.bind({ port: 0, address: ip, exclusive: true }, () => {
       relay.removeAllListeners('error');
       resolve(relay);
     });

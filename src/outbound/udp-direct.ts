@@ -54,7 +54,8 @@ function openDirect(policy: DestinationPolicy, context: UdpOpenContext): UdpChan
       errorLogged = true;
       context.log.info({ code: errorCode(err) ?? err.message }, 'direct UDP socket error');
     });
-    socket.bind(0, kind === 'ipv4' ? '0.0.0.0' : '::');
+    // Exclusive: in a worker process, a cluster-shared socket would be bound by the primary.
+    socket.bind({ port: 0, address: kind === 'ipv4' ? '0.0.0.0' : '::', exclusive: true });
     sockets[kind] = socket;
     return socket;
   };

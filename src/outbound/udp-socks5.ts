@@ -90,7 +90,8 @@ async function associate(
     signal.throwIfAborted();
     // Bound where the upstream sees our control connection come from, and declared as such in
     // the request (RFC 1928 §6: DST is where the client will send from).
-    udp.bind(0, localIp(control));
+    // Exclusive: in a worker process, a cluster-shared socket would be bound by the primary.
+    udp.bind({ port: 0, address: localIp(control), exclusive: true });
     await once(udp, 'listening');
     const timeout = Math.max(1, context.deadline - Date.now());
     const established = await socksAssociate(
