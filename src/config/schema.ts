@@ -236,6 +236,23 @@ const outboundUrl = z.string().superRefine((text, ctx) => {
   if (problem) ctx.addIssue({ code: 'custom', message: problem });
 });
 
+/**
+ * How an http(s) outbound answers its proxy's 407: the schemes it may use, in order of
+ * preference, and whether Basic goes with the first request (the default for a URL with a user).
+ */
+const proxyAuth = z
+  .strictObject({
+    schemes: z
+      .array(z.enum(['negotiate', 'ntlm', 'digest', 'basic']))
+      .min(1)
+      .optional(),
+    preemptive: z.enum(['basic', 'none']).optional(),
+  })
+  .refine(
+    (a) => a.preemptive !== 'basic' || a.schemes === undefined || a.schemes.includes('basic'),
+    { message: 'preemptive: basic needs basic in schemes', path: ['preemptive'] },
+  );
+
 const outbound = (baseDir: string) =>
   z
     .strictObject({
@@ -245,6 +262,7 @@ const outbound = (baseDir: string) =>
       password_env: z.string().min(1).optional(),
       password_file: z.string().min(1).optional(),
       tls: tls(baseDir).optional(),
+      auth: proxyAuth.optional(),
       chain: z.array(name).min(1).optional(),
       fallback: z.array(name).min(1).optional(),
       check: z
@@ -274,6 +292,13 @@ const outbound = (baseDir: string) =>
           code: 'custom',
           path: ['check'],
           message: 'check applies to fallback outbounds only',
+        });
+      }
+      if (o.auth && !/^https?:/.test(o.url ?? '')) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['auth'],
+          message: 'auth applies to http:// and https:// outbounds only',
         });
       }
       if (o.tls && !o.url?.startsWith('https:')) {

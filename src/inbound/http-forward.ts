@@ -5,7 +5,9 @@ import type { Socket } from 'node:net';
 import { Transform, type Duplex } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { errorCode, httpStatus, ProxyError, toProxyError } from '../errors.js';
-import type { Connected, HttpProxyLink } from '../outbound/types.js';
+import type { ChallengeAnswerer } from '../outbound/proxy-auth/answerer.js';
+import { challengeFields } from '../outbound/proxy-auth/challenge.js';
+import type { Connected } from '../outbound/types.js';
 import type { Session } from '../session.js';
 import { formatTarget } from '../target.js';
 import { errorText } from './http-connect.js';
@@ -43,6 +45,7 @@ export async function forward(
     session.fail(new ProxyError('CLIENT_CLOSED', 'client closed before the request was sent'));
     return;
   }
+  const proxyAuth: ProxyAuthState = { answerer: undefined, authorization: undefined };
   for (;;) {
     let conn: Connected;
     try {
@@ -57,6 +60,7 @@ export async function forward(
       bodyless,
       retriable,
       viaEntry,
+      proxyAuth,
     });
     if (outcome === 'done') return;
   }
@@ -68,6 +72,14 @@ interface ExchangeOptions {
   /** It may be sent again on a new connection if a reused one fails before any answer. */
   readonly retriable: boolean;
   readonly viaEntry: string;
+  /** The answers to an upstream proxy's 407s, kept across the attempts of one request. */
+  readonly proxyAuth: ProxyAuthState;
+}
+
+interface ProxyAuthState {
+  answerer: ChallengeAnswerer | undefined;
+  /** The Proxy-Authorization answering the last 407, sent instead of the pre-emptive one. */
+  authorization: string | undefined;
 }
 
 /** One request and response on `conn`; 'retry' when a reused connection failed before answering. */
@@ -77,7 +89,7 @@ async function exchange(
   res: ServerResponse,
   at: AbsoluteTarget,
   conn: Connected,
-  { bodyless, retriable, viaEntry }: ExchangeOptions,
+  { bodyless, retriable, viaEntry, proxyAuth }: ExchangeOptions,
 ): Promise<'done' | 'retry'> {
   const { stream: upstream, httpProxy: proxy } = conn;
   // Kept-alive streams come from an upstream proxy's pool or from the direct outbound's.
@@ -102,7 +114,13 @@ async function exchange(
   const outgoing = request({
     method: req.method ?? 'GET',
     path: proxy ? `http://${at.authority}${at.path}` : at.path,
-    headers: requestHeaders(req, at.authority, viaEntry, proxy, keep !== undefined),
+    headers: requestHeaders(
+      req,
+      at.authority,
+      viaEntry,
+      proxy && (proxyAuth.authorization ?? proxy.authorization),
+      keep !== undefined,
+    ),
     createConnection: () => upstream,
   });
   // With raw header pairs and no agent node:http resets this after reading our `Connection:
@@ -128,8 +146,18 @@ async function exchange(
     response = await responseOf(outgoing);
     if (proxy && response.statusCode === 407) {
       // The proxy's challenge is for junction's credentials, not the client's: passed on, it
-      // would make the client ask its user for a password that cannot help.
+      // would make the client ask its user for a password that cannot help. A request without
+      // a body is sent again with the answer (on a new connection: the old one still holds the
+      // 407's body); one with a body has been consumed.
       response.resume();
+      if (bodyless && proxy.challenged) {
+        proxyAuth.answerer ??= proxy.challenged({
+          method: req.method ?? 'GET',
+          uri: `http://${at.authority}${at.path}`,
+        });
+        proxyAuth.authorization = proxyAuth.answerer.answer(challengeFields(response.rawHeaders));
+        return 'retry';
+      }
       throw new ProxyError(
         'UPSTREAM_AUTH_FAILED',
         `upstream proxy ${proxy.label} authentication failed`,
@@ -186,13 +214,11 @@ function requestHeaders(
   req: IncomingMessage,
   authority: string,
   viaEntry: string,
-  proxy: HttpProxyLink | undefined,
+  proxyAuthorization: string | undefined,
   keepAlive: boolean,
 ): string[] {
   const headers = forwardedRequestHeaders(req, authority, viaEntry);
-  if (proxy?.authorization !== undefined) {
-    headers.push('Proxy-Authorization', proxy.authorization);
-  }
+  if (proxyAuthorization !== undefined) headers.push('Proxy-Authorization', proxyAuthorization);
   if (keepAlive) headers.push('Connection', 'keep-alive');
   return headers;
 }

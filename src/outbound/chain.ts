@@ -31,7 +31,7 @@ export function createChainOutbound(
   // Plain http:// requests through an HTTP proxy as the last hop reuse kept-alive connections.
   const pool = hops.at(-1)?.forwardHttp ? createHttpPool() : undefined;
   /** The last hop's credentials and label, as its forwardHttp gave them (constant per chain). */
-  let link: Pick<HttpProxyLink, 'authorization' | 'label'> | undefined;
+  let link: Pick<HttpProxyLink, 'authorization' | 'label' | 'challenged'> | undefined;
 
   /** A kept connection for this target if there is one, else a new one through every hop. */
   const dialForHttp = async (
@@ -55,6 +55,7 @@ export function createChainOutbound(
       httpProxy: {
         authorization: link.authorization,
         label: link.label,
+        ...(link.challenged && { challenged: link.challenged }),
         reused,
         keep: () => {
           httpPool.put(key, kept);
@@ -84,36 +85,69 @@ async function fold(
 ): Promise<Connected> {
   const { signal } = context;
   const first = hops[0] as Hop;
-  const streams: Duplex[] = [];
+  /** Every stream opened for this dial, so that an abort closes all of them. */
+  const opened: Duplex[] = [];
   const onAbort = (): void => {
-    for (const stream of streams) stream.destroy();
+    for (const stream of opened) stream.destroy();
   };
   let stage = `upstream proxy ${first.label}`;
-  signal.addEventListener('abort', onAbort, { once: true });
-  try {
+  const last = hops.length - 1;
+  /**
+   * TCP to the first proxy, then each hop before `index` asked for the next one's server: a
+   * stream to hops[index]'s server. Dialled again for a proxy that closes after a challenge.
+   */
+  const reach = async (index: number) => {
+    const linked: Duplex[] = [];
+    const track = (stream: Duplex): void => {
+      keepTrack(linked, stream);
+      if (!opened.includes(stream)) opened.push(stream);
+    };
     let conn = await reachFirst(first, context, toProxies);
-    keepTrack(streams, conn.stream);
-    for (const [i, hop] of hops.entries()) {
-      const next = hops[i + 1];
+    track(conn.stream);
+    for (let i = 0; i < index; i++) {
+      const hop = hops[i] as Hop;
+      const next = hops[i + 1] as Hop;
       stage = `upstream proxy ${hop.label}`;
-      if (!next && forHttp && hop.forwardHttp) {
-        conn = await hop.forwardHttp(conn.stream, context);
-      } else {
-        // The policy applies to the target only; the hops in between are configured proxies.
-        const to = next
-          ? await resolveFor(
-              hop,
-              next.server,
-              undefined,
-              signal,
-              `reach upstream proxy ${next.label}`,
-            )
-          : await resolveFor(hop, target, policy, signal, `connect to ${formatTarget(target)}`);
-        conn = await hop.connect(conn.stream, to, context);
-      }
-      keepTrack(streams, conn.stream);
+      // The policy applies to the target only; the hops in between are configured proxies.
+      const to = await resolveFor(
+        hop,
+        next.server,
+        undefined,
+        signal,
+        `reach upstream proxy ${next.label}`,
+      );
+      conn = await hop.connect(conn.stream, to, context, reopen(i));
+      track(conn.stream);
       if (signal.aborted) throw abortReason(signal);
     }
+    return { conn, track };
+  };
+  const reopen = (index: number) => async (): Promise<Duplex> => {
+    const at = stage;
+    const { conn } = await reach(index);
+    stage = at;
+    return conn.stream;
+  };
+  signal.addEventListener('abort', onAbort, { once: true });
+  try {
+    const reached = await reach(last);
+    const hop = hops[last] as Hop;
+    stage = `upstream proxy ${hop.label}`;
+    let conn: Connected;
+    if (forHttp && hop.forwardHttp) {
+      conn = await hop.forwardHttp(reached.conn.stream, context);
+    } else {
+      const to = await resolveFor(
+        hop,
+        target,
+        policy,
+        signal,
+        `connect to ${formatTarget(target)}`,
+      );
+      conn = await hop.connect(reached.conn.stream, to, context, reopen(last));
+    }
+    reached.track(conn.stream);
+    if (signal.aborted) throw abortReason(signal);
     return conn;
   } catch (err) {
     onAbort();

@@ -1,14 +1,18 @@
-// RFC 9110 §9.3.6 (CONNECT), §11.7.2 (Proxy-Authorization) with RFC 7617 Basic, RFC 8446 via
-// node:tls for https:// proxies: an upstream HTTP proxy as one hop. Plain http:// requests are
-// sent to it in absolute-form by http-forward.ts (RFC 9112 §3.2.2), on the stream forwardHttp
-// gives.
-import { request, STATUS_CODES, type IncomingMessage } from 'node:http';
+// RFC 9110 §9.3.6 (CONNECT, through http-tunnel.ts), RFC 8446 via node:tls for https://
+// proxies: an upstream HTTP proxy as one hop. Plain http:// requests are sent to it in
+// absolute-form by http-forward.ts (RFC 9112 §3.2.2), on the stream forwardHttp gives, with
+// Basic when it is sent pre-emptively.
 import type { Duplex } from 'node:stream';
 import { connect as tlsConnect } from 'node:tls';
 import type { ProxyUrl } from '../config/url.js';
-import { errorCode, ProxyError, UPSTREAM_HTTP_STATUS } from '../errors.js';
-import { formatTarget, hostToString, type Target } from '../target.js';
-import type { Connected, Hop } from './types.js';
+import { errorCode, ProxyError } from '../errors.js';
+import { hostToString, type Target } from '../target.js';
+import { openTunnel } from './http-tunnel.js';
+import { ChallengeAnswerer, type ProxyAuth } from './proxy-auth/answerer.js';
+import type { AuthRequest } from './proxy-auth/types.js';
+import { basicAuthorization } from './proxy-auth/basic.js';
+import { DEFAULT_POLICY, type SchemePolicy } from './proxy-auth/negotiate-schemes.js';
+import type { Hop } from './types.js';
 
 export interface TlsOptions {
   /** PEM certificates to trust instead of the system's. */
@@ -23,12 +27,18 @@ export function createHttpHop(
   url: ProxyUrl<'http' | 'https'>,
   label: string,
   tls: TlsOptions = {},
+  policy: SchemePolicy = DEFAULT_POLICY,
 ): Hop {
   const server: Target = { host: url.host, port: url.port };
-  const authorization =
+  const credentials =
     url.username === undefined
       ? undefined
-      : `Basic ${Buffer.from(`${url.username}:${url.password ?? ''}`, 'utf8').toString('base64')}`;
+      : { username: url.username, password: url.password ?? '' };
+  const preemptive =
+    credentials !== undefined && policy.preemptiveBasic
+      ? basicAuthorization(credentials)
+      : undefined;
+  const auth: ProxyAuth = { credentials, policy, preemptive, memory: { last: undefined } };
   const open = (via: Duplex): Promise<Duplex> =>
     url.scheme === 'https' ? startTls(via, server, label, tls) : Promise.resolve(via);
   return {
@@ -36,12 +46,38 @@ export function createHttpHop(
     label,
     resolvesNames: true,
     ipv4Only: false,
-    async connect(via, target, context) {
-      return connectThrough(await open(via), target, label, authorization, context.via);
+    async connect(via, target, context, reopen) {
+      return openTunnel(await open(via), {
+        target,
+        label,
+        auth,
+        via: context.via,
+        log: context.log,
+        // The old connection goes first, with whatever it was wrapped in.
+        reopen:
+          reopen &&
+          (async () => {
+            via.destroy();
+            return open(await reopen());
+          }),
+      });
     },
     async forwardHttp(via) {
       const stream = await open(via);
-      return { stream, bound: undefined, httpProxy: { authorization, label, reused: false } };
+      const challenged =
+        credentials === undefined
+          ? undefined
+          : (request: AuthRequest) => new ChallengeAnswerer(auth, label, request);
+      return {
+        stream,
+        bound: undefined,
+        httpProxy: {
+          authorization: preemptive,
+          label,
+          reused: false,
+          ...(challenged && { challenged }),
+        },
+      };
     },
   };
 }
@@ -90,75 +126,4 @@ function startTls(
   });
 }
 
-/**
- * `CONNECT host:port` on `stream`. node:http writes the request and parses the answer (with its
- * header size limits); its 'connect' event comes for every status, with the bytes read past the
- * head, which are pushed back onto the stream for whoever reads next.
- */
-function connectThrough(
-  stream: Duplex,
-  target: Target,
-  label: string,
-  authorization: string | undefined,
-  viaList: readonly string[] | undefined,
-): Promise<Connected> {
-  const authority = formatTarget(target);
-  return new Promise<Connected>((resolve, reject) => {
-    let settled = false;
-    const fail = (err: ProxyError): void => {
-      if (settled) return;
-      settled = true;
-      stream.destroy();
-      reject(err);
-    };
-    // Not `agent: false`: node:http then ignores createConnection and dials host:port itself.
-    const req = request({
-      method: 'CONNECT',
-      path: authority,
-      setHost: false,
-      headers: {
-        Host: authority,
-        ...(viaList === undefined ? {} : { Via: viaList.join(', ') }),
-        ...(authorization === undefined ? {} : { 'Proxy-Authorization': authorization }),
-      },
-      createConnection: () => stream,
-    });
-    req.once('connect', (res: IncomingMessage, _socket: Duplex, head: Buffer) => {
-      const status = res.statusCode ?? 0;
-      if (status < 200 || status > 299) {
-        fail(refusal(status, label, authority, authorization !== undefined));
-        return;
-      }
-      settled = true;
-      if (head.length > 0) stream.unshift(head);
-      resolve({ stream, bound: undefined });
-    });
-    req.once('error', (err: Error) => {
-      const code = errorCode(err);
-      const why = code?.startsWith('HPE_')
-        ? `answered CONNECT with something that is not HTTP (${code}): is it an HTTP proxy?`
-        : `closed the connection before answering CONNECT ${authority}`;
-      fail(new ProxyError('UPSTREAM_FAILED', `upstream proxy ${label} ${why}`));
-    });
-    req.end();
-  });
-}
-
-/** An upstream's non-2xx answer as a ProxyError; table in errors.ts (UPSTREAM_HTTP_STATUS). */
-export function refusal(
-  status: number,
-  label: string,
-  authority: string,
-  hasCredentials: boolean,
-): ProxyError {
-  const code = UPSTREAM_HTTP_STATUS.get(status) ?? 'UPSTREAM_FAILED';
-  if (code === 'UPSTREAM_AUTH_FAILED') {
-    const detail = hasCredentials ? '' : ': it wants credentials and none are configured';
-    return new ProxyError(code, `upstream proxy ${label} authentication failed${detail}`);
-  }
-  const reason = STATUS_CODES[status] ?? 'Unknown';
-  return new ProxyError(
-    code,
-    `upstream proxy ${label} answered ${status} ${reason} to CONNECT ${authority}`,
-  );
-}
+export { refusal } from './http-refusal.js';

@@ -7,6 +7,8 @@ import { createDirectOutbound } from './direct.js';
 import { createFallbackOutbound, type MemberStateSink } from './fallback.js';
 import { startHealthChecker, targetOf } from './health-check.js';
 import { createHttpHop } from './http-hop.js';
+import type { SchemePolicy } from './proxy-auth/negotiate-schemes.js';
+import { SCHEME_NAMES } from './proxy-auth/types.js';
 import { createRejectOutbound } from './reject.js';
 import { createSocksHop } from './socks-hop.js';
 import type { Hop, Outbound } from './types.js';
@@ -158,7 +160,7 @@ function parseable(text: string): boolean {
  * a client is told which proxy failed and how, never where it is or with which credentials.
  */
 function createHop(config: OutboundConfig, url: string, policy: DestinationPolicy): Hop {
-  const { name, tls, password } = config;
+  const { name, tls, password, auth } = config;
   const parsed = parseOutboundUrl(url);
   // Validated by the schema; a failure here would be a bug.
   if (parsed.error !== undefined) throw new Error(`outbound "${name}": ${parsed.error}`);
@@ -166,16 +168,28 @@ function createHop(config: OutboundConfig, url: string, policy: DestinationPolic
   const proxy = password === undefined ? parsed.value : { ...parsed.value, password };
   const label = `"${name}"`;
   if (isHttp(proxy)) {
-    return createHttpHop(proxy, label, {
-      ca: tls?.ca,
-      servername: tls?.servername,
-      insecure: tls?.insecure,
-    });
+    return createHttpHop(
+      proxy,
+      label,
+      {
+        ca: tls?.ca,
+        servername: tls?.servername,
+        insecure: tls?.insecure,
+      },
+      schemePolicy(auth, proxy.username !== undefined),
+    );
   }
   const socks = proxy as ProxyUrl<'socks4' | 'socks4a' | 'socks5' | 'socks5h'>;
   const hop = createSocksHop(socks, label);
   if (!isSocks5(socks)) return hop;
   return { ...hop, udp: createSocks5Udp(socks, label, policy) };
+}
+
+/** Pre-emptive Basic is the default for a URL with a user, as long as Basic may be used. */
+function schemePolicy(auth: OutboundConfig['auth'], hasUser: boolean): SchemePolicy {
+  const schemes = auth?.schemes ?? SCHEME_NAMES;
+  const preemptive = auth?.preemptive ?? (hasUser && schemes.includes('basic') ? 'basic' : 'none');
+  return { schemes, preemptiveBasic: preemptive === 'basic' };
 }
 
 function isSocks5(proxy: ProxyUrl<string>): proxy is ProxyUrl<'socks5' | 'socks5h'> {

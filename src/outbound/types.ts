@@ -1,6 +1,8 @@
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../log.js';
 import type { Target } from '../target.js';
+import type { ChallengeAnswerer } from './proxy-auth/answerer.js';
+import type { AuthRequest } from './proxy-auth/types.js';
 import type { UdpOutbound } from './udp-types.js';
 
 /**
@@ -42,6 +44,11 @@ export interface HttpProxyLink {
   readonly keep?: () => void;
   /** True when the stream was reused from an earlier request. */
   readonly reused: boolean;
+  /**
+   * Answers the proxy's 407s to one request (its method and request-target), when credentials
+   * are configured: the request is sent again with each answer.
+   */
+  readonly challenged?: (request: AuthRequest) => ChallengeAnswerer;
 }
 
 /** A stream that already reaches the target, through every hop. */
@@ -92,8 +99,16 @@ export interface Hop {
   readonly ipv4Only: boolean;
   /** SOCKS5 only: datagrams through the proxy's UDP relay, for a chain of this hop alone. */
   readonly udp?: UdpOutbound;
-  /** Asks the proxy at the end of `via` to connect to `target`; rejects only with ProxyError. */
-  connect(via: Duplex, target: Target, context: DialContext): Promise<Connected>;
+  /**
+   * Asks the proxy at the end of `via` to connect to `target`; rejects only with ProxyError.
+   * `reopen` gives a new stream to the same proxy, for a proxy that closes after a challenge.
+   */
+  connect(
+    via: Duplex,
+    target: Target,
+    context: DialContext,
+    reopen?: () => Promise<Duplex>,
+  ): Promise<Connected>;
   /**
    * HTTP proxies only: the stream on which to send absolute-form requests (TLS to the proxy
    * for https://), with the proxy's credentials in `httpProxy`.

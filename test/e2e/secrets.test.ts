@@ -50,11 +50,13 @@ test('an upstream that refuses our credentials: the 502 body names the outbound,
   const answer = await connectAnswer('example.test:443');
   assert.match(answer, /^HTTP\/1\.1 502 Bad Gateway\r\n/);
   assert.ok(
-    answer.endsWith('\r\n\r\n502 Bad Gateway: upstream proxy "corp" authentication failed\n'),
+    answer.endsWith(
+      '\r\n\r\n502 Bad Gateway: upstream proxy "corp" authentication failed (Basic)\n',
+    ),
     answer,
   );
   const line = await g.waitForLog((l) => l.msg === 'session' && l.target === 'example.test:443');
-  assert.equal(line.error, 'upstream proxy "corp" authentication failed');
+  assert.equal(line.error, 'upstream proxy "corp" authentication failed (Basic)');
 });
 
 test('an upstream that cannot be reached: the 502 body names the outbound, not its address', async () => {

@@ -1,4 +1,5 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import {
   accessSync,
   chmodSync,
@@ -204,9 +205,16 @@ async function startPeer(
   };
 }
 
+const DIGEST_REALM = 'squid-digest-test';
+
 export interface SquidOptions {
   /** Basic auth through basic_ncsa_auth with this one user. */
   readonly user?: { readonly name: string; readonly password: string };
+  /**
+   * Digest auth through digest_file_auth with this one user (offered before Basic when both are
+   * given). The password file holds `user:realm:HA1` (`-c`), never the password.
+   */
+  readonly digest?: { readonly name: string; readonly password: string };
   /** Also an https_port with this certificate (PEM files). */
   readonly tls?: { readonly cert: string; readonly key: string };
   /** Target ports squid refuses by its own rules (403). */
@@ -218,6 +226,8 @@ export interface Squid extends Peer {
   readonly tlsPort: number | undefined;
   /** Lines of access.log: "time elapsed client code/status bytes METHOD URL user ...". */
   accessLog(): string[];
+  /** Lines of connections.log: "client-port METHOD URL user status". */
+  connectionLog(): string[];
   /**
    * Resolves with the access.log lines containing `text` once there are at least `count` of
    * them. Squid writes a line when a transaction ends, which for a tunnel is after both sides
@@ -239,6 +249,9 @@ export async function startSquid(options: SquidOptions = {}): Promise<Squid> {
     `coredump_dir ${dir}`,
     `cache_log ${dir}/cache.log`,
     `access_log stdio:${dir}/access.log`,
+    // The client's port tells which requests came on one connection.
+    'logformat connections %>p %rm %ru %un %>Hs',
+    `access_log stdio:${dir}/connections.log connections`,
     'buffered_logs off',
     'strip_query_terms off',
     'logfile_rotate 0',
@@ -264,6 +277,15 @@ export async function startSquid(options: SquidOptions = {}): Promise<Squid> {
       'http_access deny denied_ports',
     );
   }
+  if (options.digest) {
+    const { name, password } = options.digest;
+    const ha1 = createHash('md5').update(`${name}:${DIGEST_REALM}:${password}`).digest('hex');
+    writeFileSync(join(dir, 'digest-passwd'), `${name}:${DIGEST_REALM}:${ha1}\n`, { mode: 0o644 });
+    lines.push(
+      `auth_param digest program /usr/lib/squid/digest_file_auth -c ${dir}/digest-passwd`,
+      `auth_param digest realm ${DIGEST_REALM}`,
+    );
+  }
   if (options.user) {
     const hash = execFileSync(BINARIES.openssl, ['passwd', '-apr1', options.user.password], {
       encoding: 'utf8',
@@ -272,9 +294,10 @@ export async function startSquid(options: SquidOptions = {}): Promise<Squid> {
     lines.push(
       `auth_param basic program /usr/lib/squid/basic_ncsa_auth ${dir}/passwd`,
       'auth_param basic realm squid-test',
-      'acl authed proxy_auth REQUIRED',
-      'http_access deny !authed',
     );
+  }
+  if (options.user || options.digest) {
+    lines.push('acl authed proxy_auth REQUIRED', 'http_access deny !authed');
   }
   lines.push('http_access allow lo', 'http_access deny all');
   writeFileSync(join(dir, 'squid.conf'), `${lines.join('\n')}\n`);
@@ -286,15 +309,17 @@ export async function startSquid(options: SquidOptions = {}): Promise<Squid> {
     ports,
     dir,
   );
-  const accessLog = (): string[] =>
+  const logLines = (file: string): string[] =>
     peer
-      .read('access.log')
+      .read(file)
       .split('\n')
       .filter((line) => line.trim() !== '');
+  const accessLog = (): string[] => logLines('access.log');
   return {
     ...peer,
     tlsPort,
     accessLog,
+    connectionLog: () => logLines('connections.log'),
     async waitForAccess(text, count = 1, timeoutMs = 10_000) {
       const deadline = Date.now() + timeoutMs;
       for (;;) {

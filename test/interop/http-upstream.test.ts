@@ -204,10 +204,10 @@ test(
 );
 
 test(
-  'a wrong upstream password: HTTP 502 "upstream proxy authentication failed", SOCKS5 0x01',
+  'a wrong upstream password: HTTP 502 "upstream proxy authentication failed (Basic)", SOCKS5 0x01',
   { skip },
   async () => {
-    const expected = '502 Bad Gateway: upstream proxy "corp-wrong" authentication failed\n';
+    const expected = '502 Bad Gateway: upstream proxy "corp-wrong" authentication failed (Basic)\n';
     const forwarded = await curl(['-x', via('wrong'), `${origin.url}/tiny`, '-w', '%{http_code}']);
     assert.equal(forwarded.stdout.toString(), `${expected}502`);
     const tunnelled = await curl([
@@ -225,7 +225,7 @@ test(
     const line = await g.waitForLog(
       (l) => l.msg === 'session' && l.result === 'UPSTREAM_AUTH_FAILED',
     );
-    assert.equal(line.error, 'upstream proxy "corp-wrong" authentication failed');
+    assert.equal(line.error, 'upstream proxy "corp-wrong" authentication failed (Basic)');
   },
 );
 

@@ -150,7 +150,7 @@ test('wrong credentials for the upstream junction: HTTP 502, SOCKS5 0x01', { ski
   const result = await curl(['-x', httpUrl('h-wrong'), `${origin.url}/tiny`, '-w', '%{http_code}']);
   assert.equal(
     result.stdout.toString(),
-    '502 Bad Gateway: upstream proxy "h-wrong" authentication failed\n502',
+    '502 Bad Gateway: upstream proxy "h-wrong" authentication failed (Basic)\n502',
   );
   for (const inbound of ['h-wrong', 's-wrong']) {
     const socks = await socks5Connect(g.port(inbound), '127.0.0.1', origin.port);

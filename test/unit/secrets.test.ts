@@ -137,7 +137,7 @@ test('a failing hop is named by its outbound, never by its URL', async () => {
   for (const userinfo of userinfos) {
     const refused = await dialFailure('corp', `http://${userinfo}@127.0.0.1:${proxyPort}`);
     assert.equal(refused.code, 'UPSTREAM_AUTH_FAILED');
-    assert.equal(refused.message, 'upstream proxy "corp" authentication failed');
+    assert.equal(refused.message, 'upstream proxy "corp" authentication failed (Basic)');
 
     const unreachable = await dialFailure('corp', `socks5h://${userinfo}@127.0.0.1:${dead}`);
     assert.equal(unreachable.code, 'UPSTREAM_FAILED');

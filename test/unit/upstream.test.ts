@@ -430,7 +430,7 @@ test('a wrong password, a 407, a dead proxy, a TLS failure and a timeout: no pas
     `http://u:${PASSWORD}@127.0.0.1:${httpProxyPort}`,
     target('example.test', 443),
   );
-  assert.equal(denied.message, 'upstream proxy "up" authentication failed');
+  assert.equal(denied.message, 'upstream proxy "up" authentication failed (Basic)');
   httpAnswer = 'HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n';
   const unavailable = await failure(
     `http://u:${PASSWORD}@127.0.0.1:${httpProxyPort}`,

@@ -1,0 +1,155 @@
+// RFC 9110 §11.6.1-§11.7.2: the answers to an HTTP proxy's 407s for one request, and the
+// errors that say why there is none.
+import { ProxyError } from '../../errors.js';
+import { refusal } from '../http-refusal.js';
+import { parseChallenges, type Challenge } from './challenge.js';
+import { challengeFor, chooseScheme, type SchemePolicy } from './negotiate-schemes.js';
+import type {
+  AuthExchange,
+  AuthRequest,
+  AuthScheme,
+  ProxyCredentials,
+  SchemeName,
+} from './types.js';
+
+export interface ProxyAuth {
+  readonly credentials: ProxyCredentials | undefined;
+  readonly policy: SchemePolicy;
+  /** The Basic header sent before any challenge, when the policy says so. */
+  readonly preemptive: string | undefined;
+  /** The last challenge answered successfully, shared by the requests of one proxy hop. */
+  readonly memory: ChallengeMemory;
+}
+
+/**
+ * A challenge a scheme may answer again for later requests (Digest, with a growing nonce
+ * count), which saves each of them a 407.
+ */
+export interface ChallengeMemory {
+  last: { readonly scheme: AuthScheme; readonly challenge: Challenge; uses: number } | undefined;
+}
+
+/** Picks a scheme on the first 407 and follows its exchange through the next ones. */
+export class ChallengeAnswerer {
+  private exchange: { readonly scheme: AuthScheme; readonly answerer: AuthExchange } | undefined;
+  private readonly auth: ProxyAuth;
+  private readonly label: string;
+  private readonly request: AuthRequest;
+  /** Whether the first attempt carried Basic (pre-emptive), which then had its one try. */
+  private sentBasic: boolean;
+  /** The first attempt answered a remembered challenge; a 407 to it is not a failure yet. */
+  private resumed = false;
+  private answered: Challenge | undefined;
+
+  constructor(auth: ProxyAuth, label: string, request: AuthRequest) {
+    this.auth = auth;
+    this.label = label;
+    this.request = request;
+    this.sentBasic = auth.preemptive !== undefined;
+  }
+
+  /**
+   * The Proxy-Authorization of the first attempt: an answer to the challenge remembered from an
+   * earlier request when its scheme allows it, else pre-emptive Basic if configured.
+   */
+  first(): string | undefined {
+    const { credentials, policy, memory } = this.auth;
+    const last = memory.last;
+    if (
+      credentials !== undefined &&
+      last?.scheme.reuse &&
+      policy.schemes.includes(last.scheme.name)
+    ) {
+      last.uses++;
+      const header = last.scheme.reuse(credentials, last.challenge, this.request, last.uses);
+      if (header !== undefined) {
+        this.exchange = { scheme: last.scheme, answerer: last.scheme.start(credentials) };
+        this.answered = last.challenge;
+        this.resumed = true;
+        this.sentBasic = false;
+        return header;
+      }
+    }
+    return this.auth.preemptive;
+  }
+
+  /** The proxy accepted the last answer: its challenge may serve the next requests. */
+  succeeded(): void {
+    const scheme = this.exchange?.scheme;
+    if (scheme?.reuse === undefined || this.answered === undefined) return;
+    if (this.auth.memory.last?.challenge === this.answered) return;
+    this.auth.memory.last = { scheme, challenge: this.answered, uses: 1 };
+  }
+
+  /** The scheme being answered with, once chosen: "Digest". */
+  get scheme(): string | undefined {
+    return this.exchange?.scheme.title;
+  }
+
+  get connectionBound(): boolean {
+    return this.exchange?.scheme.connectionBound ?? false;
+  }
+
+  /**
+   * The next Proxy-Authorization for a 407 with these Proxy-Authenticate fields; throws
+   * UPSTREAM_AUTH_FAILED when there is none to give.
+   */
+  answer(fields: readonly string[]): string {
+    const challenges = parseChallenges(fields);
+    const { credentials, policy } = this.auth;
+    if (credentials === undefined) throw this.refusal(407, this.request.uri);
+    if (this.resumed) {
+      // The remembered challenge is no longer good (expired nonce, restarted proxy): forget it
+      // and start over, as if nothing had been sent.
+      this.resumed = false;
+      this.exchange = undefined;
+      this.auth.memory.last = undefined;
+    }
+    if (this.exchange === undefined) {
+      // Basic sent before the challenge and refused counts as Basic's one attempt.
+      const refused = new Set<SchemeName>(this.sentBasic ? ['basic'] : []);
+      const choice = chooseScheme(challenges, policy, refused);
+      if (choice.scheme === undefined) {
+        const offered = choice.offered.map((s) => s.toLowerCase());
+        if (this.sentBasic && offered.includes('basic')) throw this.failed('Basic');
+        throw this.unanswerable(choice.offered, choice.usable);
+      }
+      this.exchange = { scheme: choice.scheme, answerer: choice.scheme.start(credentials) };
+      const first = this.exchange.answerer.answer(choice.challenge, this.request);
+      if (first === undefined) throw this.failed(choice.scheme.title);
+      this.answered = choice.challenge;
+      return first;
+    }
+    const { scheme, answerer } = this.exchange;
+    const challenge = challengeFor(challenges, scheme);
+    const next = challenge && answerer.answer(challenge, this.request);
+    if (next === undefined) throw this.failed(scheme.title);
+    this.answered = challenge;
+    return next;
+  }
+
+  refusal(status: number, authority: string): ProxyError {
+    if (status === 407 && this.exchange) return this.failed(this.exchange.scheme.title);
+    if (status === 407 && this.sentBasic) return this.failed('Basic');
+    return refusal(status, this.label, authority, this.auth.credentials !== undefined);
+  }
+
+  private failed(scheme: string): ProxyError {
+    return new ProxyError(
+      'UPSTREAM_AUTH_FAILED',
+      `upstream proxy ${this.label} authentication failed (${scheme})`,
+    );
+  }
+
+  private unanswerable(offered: readonly string[], usable: readonly string[]): ProxyError {
+    const offers = offered.length === 0 ? 'no authentication scheme' : offered.join(', ');
+    const can =
+      usable.length === 0
+        ? `none of the configured schemes (${this.auth.policy.schemes.join(', ')}) is available`
+        : `junction can answer ${usable.join(', ')}`;
+    return new ProxyError(
+      'UPSTREAM_AUTH_FAILED',
+      `upstream proxy ${this.label} offers ${offers}; ${can}`,
+    );
+  }
+}

@@ -1,0 +1,54 @@
+import type { Challenge } from './challenge.js';
+
+/** Every scheme junction knows of, strongest first (the default order of preference). */
+export const SCHEME_NAMES = ['negotiate', 'ntlm', 'digest', 'basic'] as const;
+export type SchemeName = (typeof SCHEME_NAMES)[number];
+
+export interface ProxyCredentials {
+  readonly username: string;
+  readonly password: string;
+}
+
+/** The request being authorized: Digest signs its method and URI. */
+export interface AuthRequest {
+  readonly method: string;
+  /** The request-target: `host:port` for CONNECT (RFC 9110 §7.1, authority-form). */
+  readonly uri: string;
+}
+
+/**
+ * One scheme's conversation with a proxy for one request. Each 407 carrying this scheme's
+ * challenge is handed to `answer`; a single-round scheme (Basic, Digest) answers once (Digest
+ * again on `stale=true`), a multi-round one (NTLM, Negotiate) answers each step of its handshake.
+ */
+export interface AuthExchange {
+  /** The Proxy-Authorization for the next attempt; undefined once the proxy has refused it. */
+  answer(challenge: Challenge, request: AuthRequest): string | undefined;
+}
+
+export interface AuthScheme {
+  readonly name: SchemeName;
+  /** As errors and logs name it: "Digest". */
+  readonly title: string;
+  /**
+   * True for schemes that authenticate the connection rather than the request (NTLM,
+   * Negotiate): every round trip of the handshake must stay on one connection.
+   */
+  readonly connectionBound: boolean;
+  /**
+   * How well this scheme can answer `challenge` (higher is stronger, for a proxy offering the
+   * scheme with several algorithms); undefined when it cannot answer it at all.
+   */
+  strength(challenge: Challenge): number | undefined;
+  start(credentials: ProxyCredentials): AuthExchange;
+  /**
+   * Schemes whose challenge stays good for later requests (Digest): the answer to `challenge`
+   * for its `count`-th use; undefined when it cannot be reused.
+   */
+  reuse?(
+    credentials: ProxyCredentials,
+    challenge: Challenge,
+    request: AuthRequest,
+    count: number,
+  ): string | undefined;
+}
