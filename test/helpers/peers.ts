@@ -30,16 +30,35 @@ export const OUTGOING = {
   tinyproxy: '127.0.0.6',
 } as const;
 
-const BINARIES = {
+export const BINARIES = {
   squid: '/usr/sbin/squid',
   dante: '/usr/sbin/danted',
   microsocks: '/usr/bin/microsocks',
   tinyproxy: '/usr/bin/tinyproxy',
   curl: '/usr/bin/curl',
   openssl: '/usr/bin/openssl',
+  python3: '/usr/bin/python3',
+  git: '/usr/bin/git',
+  'git-http-backend': '/usr/lib/git-core/git-http-backend',
+  sshd: '/usr/sbin/sshd',
+  ssh: '/usr/bin/ssh',
+  'ssh-keygen': '/usr/bin/ssh-keygen',
+  nc: '/usr/bin/nc.openbsd',
 } as const;
 
-export type PeerName = keyof typeof BINARIES;
+/** Modules a program needs beyond its binary (Debian's python3-* packages). */
+const MODULES = {
+  'python3-requests': '/usr/lib/python3/dist-packages/requests/__init__.py',
+  'python3-socks': '/usr/lib/python3/dist-packages/socks.py',
+} as const;
+
+export type PeerName = keyof typeof BINARIES | keyof typeof MODULES;
+
+function installedAt(name: PeerName): { path: string; mode: number } {
+  return name in MODULES
+    ? { path: MODULES[name as keyof typeof MODULES], mode: constants.R_OK }
+    : { path: BINARIES[name as keyof typeof BINARIES], mode: constants.X_OK };
+}
 
 const START_TIMEOUT_MS = 15_000;
 /** Under CI (CI=true, as CI services set it) a peer that cannot run is a failure, not a skip. */
@@ -52,10 +71,11 @@ const STOP_TIMEOUT_MS = 5_000;
  */
 export function unavailable(...names: PeerName[]): string | false {
   for (const name of names) {
+    const { path, mode } = installedAt(name);
     try {
-      accessSync(BINARIES[name], constants.X_OK);
+      accessSync(path, mode);
     } catch {
-      const reason = `${name} not installed (${BINARIES[name]})`;
+      const reason = `${name} not installed (${path})`;
       if (UNDER_CI) throw new Error(`${reason}: CI must install it (.ci/run)`);
       return reason;
     }
