@@ -69,14 +69,23 @@ export function runProgram(
 }
 
 /**
- * Resolves with the next access-log line of inbound `inbound` written from now on: the proof
- * that a program's traffic went through that inbound, and as which user. Call it before the
- * program runs.
+ * Resolves with the next access-log line of inbound `inbound` written from now on that
+ * satisfies `predicate`: the proof that a program's traffic went through that inbound, and as
+ * which user. Call it before the program runs.
  */
-export function nextSession(g: TestGateway, inbound: string, timeoutMs = 10_000): Promise<LogLine> {
+export function nextSession(
+  g: TestGateway,
+  inbound: string,
+  predicate: (line: LogLine) => boolean = () => true,
+  timeoutMs = 10_000,
+): Promise<LogLine> {
   const from = g.logs.length;
   return g.waitForLog(
-    (line) => line.msg === 'session' && line.inbound === inbound && g.logs.indexOf(line) >= from,
+    (line) =>
+      line.msg === 'session' &&
+      line.inbound === inbound &&
+      g.logs.indexOf(line) >= from &&
+      predicate(line),
     timeoutMs,
   );
 }
