@@ -3,6 +3,7 @@ import {
   accessSync,
   chmodSync,
   constants,
+  mkdirSync,
   mkdtempSync,
   readFileSync,
   rmSync,
@@ -411,6 +412,51 @@ export async function startTinyproxy(options: TinyproxyOptions = {}): Promise<Pe
     [port],
     dir,
   );
+}
+
+export interface Sshd extends Peer {
+  /** The known_hosts line for its host key, under the alias `sshd-test`. */
+  readonly knownHosts: string;
+}
+
+/**
+ * An OpenSSH server in the foreground on 127.0.0.1, with its own configuration and host key in
+ * its directory, accepting only `authorizedKey` (for whichever user runs the tests).
+ */
+export async function startSshd(authorizedKey: string): Promise<Sshd> {
+  const dir = tempDir('sshd');
+  const port = await freePort();
+  // As root, sshd chroots its unprivileged child into this directory (systemd's unit creates it).
+  if (process.getuid?.() === 0) mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });
+  const hostKey = join(dir, 'host_key');
+  execFileSync(BINARIES['ssh-keygen'], ['-q', '-t', 'ed25519', '-N', '', '-f', hostKey], {
+    stdio: 'ignore',
+  });
+  writeFileSync(join(dir, 'authorized_keys'), authorizedKey, { mode: 0o600 });
+  const conf = [
+    `Port ${port}`,
+    'ListenAddress 127.0.0.1',
+    `HostKey ${hostKey}`,
+    `AuthorizedKeysFile ${dir}/authorized_keys`,
+    `PidFile ${dir}/sshd.pid`,
+    'StrictModes no',
+    'UsePAM no',
+    'PubkeyAuthentication yes',
+    'PasswordAuthentication no',
+    'KbdInteractiveAuthentication no',
+    'PermitRootLogin prohibit-password',
+    'LogLevel VERBOSE',
+  ];
+  writeFileSync(join(dir, 'sshd_config'), `${conf.join('\n')}\n`);
+  const peer = await startPeer(
+    'sshd',
+    BINARIES.sshd,
+    ['-D', '-e', '-f', join(dir, 'sshd_config')],
+    [port],
+    dir,
+  );
+  const publicKey = readFileSync(`${hostKey}.pub`, 'utf8').split(' ').slice(0, 2).join(' ');
+  return { ...peer, knownHosts: `sshd-test ${publicKey}\n` };
 }
 
 /** A throwaway self-signed certificate for 127.0.0.1 and localhost, in `dir`. */
