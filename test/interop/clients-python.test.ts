@@ -1,8 +1,11 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { TestGateway } from '../helpers/gateway.js';
 import { startHttpOrigin, type HttpOrigin } from '../helpers/net.js';
-import { BINARIES, unavailable } from '../helpers/peers.js';
+import { BINARIES, selfSignedCertificate, unavailable } from '../helpers/peers.js';
 import {
   CLIENT_USER,
   inboundName,
@@ -19,14 +22,14 @@ import { dnsAnswer, dnsQuery, dnsServer, type UdpPeer } from '../helpers/udp.js'
  * DNS server record what arrived.
  */
 
-const skip = unavailable('python3', 'python3-requests', 'python3-socks');
+const skip = unavailable('python3', 'python3-requests', 'python3-socks', 'openssl');
 
-/** argv: proxy URL, target URL. Prints the status and the body. */
+/** argv: proxy URL, target URL, CA certificate file. Prints the status and the body. */
 const REQUESTS_GET = `
 import sys, requests
-proxy, url = sys.argv[1], sys.argv[2]
+proxy, url, ca = sys.argv[1], sys.argv[2], sys.argv[3]
 try:
-    r = requests.get(url, proxies={'http': proxy, 'https': proxy}, timeout=10)
+    r = requests.get(url, proxies={'http': proxy, 'https': proxy}, verify=ca, timeout=10)
     sys.stdout.write('%d %s' % (r.status_code, r.text))
 except requests.exceptions.RequestException as e:
     sys.stdout.write('error %s' % type(e).__name__)
@@ -46,12 +49,23 @@ s.close()
 `;
 
 let origin: HttpOrigin;
+/** The same origin over TLS: requests reaches it through CONNECT on an http:// proxy. */
+let tlsOrigin: HttpOrigin;
+let dir: string;
+let ca: string;
 let dns: UdpPeer;
 let g: TestGateway;
 
 before(async () => {
   if (skip) return;
   origin = await startHttpOrigin();
+  dir = mkdtempSync(join(tmpdir(), 'junction-python-'));
+  const tls = selfSignedCertificate(dir);
+  ca = tls.cert;
+  tlsOrigin = await startHttpOrigin('127.0.0.1', {
+    cert: readFileSync(tls.cert, 'utf8'),
+    key: readFileSync(tls.key, 'utf8'),
+  });
   dns = await dnsServer('127.0.0.1');
   g = await startClientGateway();
 });
@@ -59,7 +73,8 @@ before(async () => {
 after(async () => {
   if (skip) return;
   await g.stop();
-  await Promise.all([origin.close(), dns.close()]);
+  await Promise.all([origin.close(), tlsOrigin.close(), dns.close()]);
+  rmSync(dir, { recursive: true, force: true });
 });
 
 const python = (script: string, args: readonly string[]): ReturnType<typeof runProgram> =>
@@ -80,27 +95,31 @@ const cases: { scheme: 'http' | 'socks5h' | 'socks5'; type: InboundType }[] = [
 
 for (const { scheme, type } of cases) {
   for (const auth of [false, true]) {
-    const label = `${scheme}-${type}-${auth ? 'auth' : 'open'}`;
-    test(
-      `requests with a ${scheme}:// proxy on the ${type} inbound (${auth ? 'with' : 'without'} auth)`,
-      { skip },
-      async () => {
-        const path = `/tiny?client=python-requests-${label}`;
-        const session = nextSession(g, inboundName(type, auth));
-        const result = await python(REQUESTS_GET, [
-          proxyUrl(scheme, type, auth),
-          `${origin.url}${path}`,
-        ]);
-        assert.equal(result.stdout, '200 ok\n', result.stderr);
-        const seen = origin.requests.filter((r) => r.url === path);
-        assert.equal(seen.length, 1);
-        assert.equal(seen[0]?.headers['proxy-authorization'], undefined);
-        const line = await session;
-        assert.equal(line.target, `127.0.0.1:${origin.port}`);
-        assert.equal(line.user, auth ? CLIENT_USER.username : undefined);
-        assert.equal(line.result, 'ok');
-      },
-    );
+    for (const overTls of [false, true]) {
+      const label = `${scheme}-${type}-${auth ? 'auth' : 'open'}-${overTls ? 'https' : 'http'}`;
+      test(
+        `requests to an ${overTls ? 'https' : 'http'} origin with proxy ${scheme}:// on the ${type} inbound (${auth ? 'with' : 'without'} auth)`,
+        { skip },
+        async () => {
+          const target = overTls ? tlsOrigin : origin;
+          const path = `/tiny?client=python-requests-${label}`;
+          const session = nextSession(g, inboundName(type, auth));
+          const result = await python(REQUESTS_GET, [
+            proxyUrl(scheme, type, auth),
+            `${target.url}${path}`,
+            ca,
+          ]);
+          assert.equal(result.stdout, '200 ok\n', result.stderr);
+          const seen = target.requests.filter((r) => r.url === path);
+          assert.equal(seen.length, 1);
+          assert.equal(seen[0]?.headers['proxy-authorization'], undefined);
+          const line = await session;
+          assert.equal(line.target, `127.0.0.1:${target.port}`);
+          assert.equal(line.user, auth ? CLIENT_USER.username : undefined);
+          assert.equal(line.result, 'ok');
+        },
+      );
+    }
   }
 }
 
@@ -109,11 +128,13 @@ test('requests without credentials on an inbound that requires them', { skip }, 
   const viaHttp = await python(REQUESTS_GET, [
     `http://127.0.0.1:${g.port('http-auth')}`,
     `${origin.url}${path}`,
+    ca,
   ]);
   assert.equal(viaHttp.stdout.slice(0, 4), '407 ', viaHttp.stderr);
   const viaSocks = await python(REQUESTS_GET, [
     `socks5h://127.0.0.1:${g.port('socks-auth')}`,
     `${origin.url}${path}`,
+    ca,
   ]);
   assert.equal(viaSocks.stdout, 'error ConnectionError', viaSocks.stderr);
   assert.equal(origin.requests.filter((r) => r.url === path).length, 0);
