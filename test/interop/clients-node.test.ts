@@ -1,11 +1,16 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { get, type Agent } from 'node:http';
+import { get as getTls } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { HttpsProxyAgent } from 'https-proxy-agent';
 import { SocksProxyAgent } from 'socks-proxy-agent';
 import { fetch as undiciFetch, ProxyAgent, request as undiciRequest } from 'undici';
 import type { TestGateway } from '../helpers/gateway.js';
 import { BULK, sha256, startHttpOrigin, type HttpOrigin } from '../helpers/net.js';
+import { selfSignedCertificate, unavailable } from '../helpers/peers.js';
 import {
   CLIENT_USER,
   inboundName,
@@ -21,17 +26,33 @@ import {
  * which inbound and user carried it.
  */
 
+const tlsSkip = unavailable('openssl');
+
 let origin: HttpOrigin;
+/** The same origin over TLS, reached through CONNECT or inside SOCKS. */
+let tlsOrigin: HttpOrigin | undefined;
+let dir: string;
+let ca: string;
 let g: TestGateway;
 
 before(async () => {
   origin = await startHttpOrigin();
+  dir = mkdtempSync(join(tmpdir(), 'junction-node-'));
+  if (!tlsSkip) {
+    const tls = selfSignedCertificate(dir);
+    ca = readFileSync(tls.cert, 'utf8');
+    tlsOrigin = await startHttpOrigin('127.0.0.1', {
+      cert: ca,
+      key: readFileSync(tls.key, 'utf8'),
+    });
+  }
   g = await startClientGateway();
 });
 
 after(async () => {
   await g.stop();
-  await origin.close();
+  await Promise.all([origin.close(), tlsOrigin?.close()]);
+  rmSync(dir, { recursive: true, force: true });
 });
 
 function proxyUrl(scheme: string, type: InboundType, auth: boolean): string {
@@ -41,10 +62,12 @@ function proxyUrl(scheme: string, type: InboundType, auth: boolean): string {
 
 const authLabel = (auth: boolean): string => (auth ? 'with auth' : 'without auth');
 
-/** node:http GET through `agent`; resolves with the status and the body. */
+/** node:http(s) GET through `agent`; resolves with the status and the body. */
 function getThrough(agent: Agent, url: string): Promise<{ status: number; body: Buffer }> {
+  const tls = url.startsWith('https:');
   return new Promise((resolve, reject) => {
-    const req = get(url, { agent, timeout: 10_000 }, (res) => {
+    const options = { agent, timeout: 10_000, ...(tls ? { ca } : {}) };
+    const req = (tls ? getTls : get)(url, options, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) }));
@@ -60,12 +83,13 @@ async function assertCarried(
   path: string,
   session: ReturnType<typeof nextSession>,
   auth: boolean,
+  target = origin,
 ): Promise<void> {
-  const seen = origin.requests.filter((r) => r.url === path);
+  const seen = target.requests.filter((r) => r.url === path);
   assert.equal(seen.length, 1, `origin saw ${path}`);
   assert.equal(seen[0]?.headers['proxy-authorization'], undefined);
   const line = await session;
-  assert.equal(line.target, `127.0.0.1:${origin.port}`);
+  assert.equal(line.target, `127.0.0.1:${target.port}`);
   assert.equal(line.user, auth ? CLIENT_USER.username : undefined);
 }
 
@@ -141,6 +165,57 @@ for (const type of ['socks', 'mixed'] as const) {
         await assertCarried(path, session, auth);
       });
     }
+  }
+}
+
+for (const auth of [false, true]) {
+  const label = authLabel(auth);
+  test(
+    `to an HTTPS origin: undici ProxyAgent and fetch, mixed inbound, ${label}`,
+    { skip: tlsSkip },
+    async () => {
+      const target = tlsOrigin as HttpOrigin;
+      const path = `/tiny?client=undici-fetch-https-${auth}`;
+      const session = nextSession(g, inboundName('mixed', auth));
+      const dispatcher = new ProxyAgent({
+        uri: proxyUrl('http', 'mixed', auth),
+        requestTls: { ca },
+      });
+      try {
+        const res = await undiciFetch(`${target.url}${path}`, {
+          dispatcher,
+          signal: AbortSignal.timeout(10_000),
+        });
+        assert.equal(res.status, 200);
+        assert.equal(await res.text(), 'ok\n');
+      } finally {
+        await dispatcher.close();
+      }
+      await assertCarried(path, session, auth, target);
+    },
+  );
+
+  for (const scheme of ['http', 'socks5h'] as const) {
+    const agentName = scheme === 'http' ? 'https-proxy-agent' : 'socks-proxy-agent';
+    test(
+      `to an HTTPS origin: ${agentName} with node:https, mixed inbound, ${label}`,
+      { skip: tlsSkip },
+      async () => {
+        const target = tlsOrigin as HttpOrigin;
+        const path = `/tiny?client=${agentName}-https-${auth}`;
+        const session = nextSession(g, inboundName('mixed', auth));
+        const url = proxyUrl(scheme, 'mixed', auth);
+        const agent = scheme === 'http' ? new HttpsProxyAgent(url) : new SocksProxyAgent(url);
+        try {
+          const res = await getThrough(agent, `${target.url}${path}`);
+          assert.equal(res.status, 200);
+          assert.equal(res.body.toString('utf8'), 'ok\n');
+        } finally {
+          agent.destroy();
+        }
+        await assertCarried(path, session, auth, target);
+      },
+    );
   }
 }
 
