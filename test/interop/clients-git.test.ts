@@ -145,15 +145,22 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-const cases: { scheme: 'http' | 'socks5h'; type: InboundType }[] = [
-  { scheme: 'http', type: 'http' },
-  { scheme: 'http', type: 'mixed' },
-  { scheme: 'socks5h', type: 'socks' },
-  { scheme: 'socks5h', type: 'mixed' },
+const cases: {
+  scheme: 'http' | 'socks5h' | 'socks5' | 'socks4a';
+  type: InboundType;
+  auths: readonly boolean[];
+}[] = [
+  { scheme: 'http', type: 'http', auths: [false, true] },
+  { scheme: 'http', type: 'mixed', auths: [false, true] },
+  { scheme: 'socks5h', type: 'socks', auths: [false, true] },
+  { scheme: 'socks5h', type: 'mixed', auths: [false, true] },
+  { scheme: 'socks5', type: 'socks', auths: [true] },
+  // SOCKS4a has no passwords.
+  { scheme: 'socks4a', type: 'mixed', auths: [false] },
 ];
 
-for (const { scheme, type } of cases) {
-  for (const auth of [false, true]) {
+for (const { scheme, type, auths } of cases) {
+  for (const auth of auths) {
     test(
       `git clone with http.proxy=${scheme}://, ${type} inbound, ${auth ? 'with' : 'without'} auth`,
       { skip },
