@@ -45,6 +45,7 @@ export const BINARIES = {
   ssh: '/usr/bin/ssh',
   'ssh-keygen': '/usr/bin/ssh-keygen',
   nc: '/usr/bin/nc.openbsd',
+  socat: '/usr/bin/socat',
 } as const;
 
 /** Modules a program needs beyond its binary (Debian's python3-* packages). */
