@@ -1,7 +1,13 @@
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
-import { createServer as createHttpServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import {
+  createServer as createHttpServer,
+  type IncomingHttpHeaders,
+  type RequestListener,
+  type Server,
+} from 'node:http';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 
 /** Deterministic bytes so a checksum proves the exact payload came through. */
@@ -32,7 +38,7 @@ export interface HttpOrigin {
   readonly port: number;
   readonly url: string;
   readonly requests: RecordedRequest[];
-  readonly server: Server;
+  readonly server: Server | HttpsServer;
   close(): Promise<void>;
 }
 
@@ -41,11 +47,15 @@ export const BULK = patternBytes(BULK_SIZE);
 
 /**
  * A real HTTP origin on 127.0.0.1: `/tiny` answers "ok\n", `/bulk` the BULK payload,
- * `/echo` the request body; every request is recorded with its raw headers.
+ * `/echo` the request body; every request is recorded with its raw headers. With `tls` (PEM
+ * certificate and key) it is an HTTPS origin.
  */
-export async function startHttpOrigin(host = '127.0.0.1'): Promise<HttpOrigin> {
+export async function startHttpOrigin(
+  host = '127.0.0.1',
+  tls?: { readonly cert: string; readonly key: string },
+): Promise<HttpOrigin> {
   const requests: RecordedRequest[] = [];
-  const server = createHttpServer((req, res) => {
+  const handler: RequestListener = (req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
@@ -76,13 +86,14 @@ export async function startHttpOrigin(host = '127.0.0.1'): Promise<HttpOrigin> {
         res.end('ok\n');
       }
     });
-  });
+  };
+  const server = tls ? createHttpsServer(tls, handler) : createHttpServer(handler);
   server.listen(0, host);
   await once(server, 'listening');
   const { port } = server.address() as AddressInfo;
   return {
     port,
-    url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
+    url: `${tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}`,
     requests,
     server,
     close: () =>

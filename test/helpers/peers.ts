@@ -4,6 +4,7 @@ import {
   accessSync,
   chmodSync,
   constants,
+  mkdirSync,
   mkdtempSync,
   readFileSync,
   rmSync,
@@ -31,16 +32,36 @@ export const OUTGOING = {
   tinyproxy: '127.0.0.6',
 } as const;
 
-const BINARIES = {
+export const BINARIES = {
   squid: '/usr/sbin/squid',
   dante: '/usr/sbin/danted',
   microsocks: '/usr/bin/microsocks',
   tinyproxy: '/usr/bin/tinyproxy',
   curl: '/usr/bin/curl',
   openssl: '/usr/bin/openssl',
+  python3: '/usr/bin/python3',
+  git: '/usr/bin/git',
+  'git-http-backend': '/usr/lib/git-core/git-http-backend',
+  sshd: '/usr/sbin/sshd',
+  ssh: '/usr/bin/ssh',
+  'ssh-keygen': '/usr/bin/ssh-keygen',
+  nc: '/usr/bin/nc.openbsd',
+  socat: '/usr/bin/socat',
 } as const;
 
-export type PeerName = keyof typeof BINARIES;
+/** Modules a program needs beyond its binary (Debian's python3-* packages). */
+const MODULES = {
+  'python3-requests': '/usr/lib/python3/dist-packages/requests/__init__.py',
+  'python3-socks': '/usr/lib/python3/dist-packages/socks.py',
+} as const;
+
+export type PeerName = keyof typeof BINARIES | keyof typeof MODULES;
+
+function installedAt(name: PeerName): { path: string; mode: number } {
+  return name in MODULES
+    ? { path: MODULES[name as keyof typeof MODULES], mode: constants.R_OK }
+    : { path: BINARIES[name as keyof typeof BINARIES], mode: constants.X_OK };
+}
 
 const START_TIMEOUT_MS = 15_000;
 /** Under CI (CI=true, as CI services set it) a peer that cannot run is a failure, not a skip. */
@@ -53,10 +74,11 @@ const STOP_TIMEOUT_MS = 5_000;
  */
 export function unavailable(...names: PeerName[]): string | false {
   for (const name of names) {
+    const { path, mode } = installedAt(name);
     try {
-      accessSync(BINARIES[name], constants.X_OK);
+      accessSync(path, mode);
     } catch {
-      const reason = `${name} not installed (${BINARIES[name]})`;
+      const reason = `${name} not installed (${path})`;
       if (UNDER_CI) throw new Error(`${reason}: CI must install it (.ci/run)`);
       return reason;
     }
@@ -416,6 +438,51 @@ export async function startTinyproxy(options: TinyproxyOptions = {}): Promise<Pe
     [port],
     dir,
   );
+}
+
+export interface Sshd extends Peer {
+  /** The known_hosts line for its host key, under the alias `sshd-test`. */
+  readonly knownHosts: string;
+}
+
+/**
+ * An OpenSSH server in the foreground on 127.0.0.1, with its own configuration and host key in
+ * its directory, accepting only `authorizedKey` (for whichever user runs the tests).
+ */
+export async function startSshd(authorizedKey: string): Promise<Sshd> {
+  const dir = tempDir('sshd');
+  const port = await freePort();
+  // As root, sshd chroots its unprivileged child into this directory (systemd's unit creates it).
+  if (process.getuid?.() === 0) mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });
+  const hostKey = join(dir, 'host_key');
+  execFileSync(BINARIES['ssh-keygen'], ['-q', '-t', 'ed25519', '-N', '', '-f', hostKey], {
+    stdio: 'ignore',
+  });
+  writeFileSync(join(dir, 'authorized_keys'), authorizedKey, { mode: 0o600 });
+  const conf = [
+    `Port ${port}`,
+    'ListenAddress 127.0.0.1',
+    `HostKey ${hostKey}`,
+    `AuthorizedKeysFile ${dir}/authorized_keys`,
+    `PidFile ${dir}/sshd.pid`,
+    'StrictModes no',
+    'UsePAM no',
+    'PubkeyAuthentication yes',
+    'PasswordAuthentication no',
+    'KbdInteractiveAuthentication no',
+    'PermitRootLogin prohibit-password',
+    'LogLevel VERBOSE',
+  ];
+  writeFileSync(join(dir, 'sshd_config'), `${conf.join('\n')}\n`);
+  const peer = await startPeer(
+    'sshd',
+    BINARIES.sshd,
+    ['-D', '-e', '-f', join(dir, 'sshd_config')],
+    [port],
+    dir,
+  );
+  const publicKey = readFileSync(`${hostKey}.pub`, 'utf8').split(' ').slice(0, 2).join(' ');
+  return { ...peer, knownHosts: `sshd-test ${publicKey}\n` };
 }
 
 /** A throwaway self-signed certificate for 127.0.0.1 and localhost, in `dir`. */
