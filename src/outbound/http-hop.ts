@@ -9,6 +9,7 @@ import { errorCode, ProxyError } from '../errors.js';
 import { hostToString, type Target } from '../target.js';
 import { openTunnel } from './http-tunnel.js';
 import { ChallengeAnswerer, type ProxyAuth } from './proxy-auth/answerer.js';
+import { CredentialLockout } from './proxy-auth/lockout.js';
 import type { AuthRequest } from './proxy-auth/types.js';
 import { basicAuthorization } from './proxy-auth/basic.js';
 import { DEFAULT_POLICY, type SchemePolicy } from './proxy-auth/negotiate-schemes.js';
@@ -38,7 +39,13 @@ export function createHttpHop(
     credentials !== undefined && policy.preemptiveBasic
       ? basicAuthorization(credentials)
       : undefined;
-  const auth: ProxyAuth = { credentials, policy, preemptive, memory: { last: undefined } };
+  const auth: ProxyAuth = {
+    credentials,
+    policy,
+    preemptive,
+    memory: { last: undefined },
+    lockout: new CredentialLockout(),
+  };
   const open = (via: Duplex): Promise<Duplex> =>
     url.scheme === 'https' ? startTls(via, server, label, tls) : Promise.resolve(via);
   return {
@@ -63,6 +70,8 @@ export function createHttpHop(
       });
     },
     async forwardHttp(via) {
+      const blocked = auth.lockout.blocked();
+      if (blocked) throw blocked;
       const stream = await open(via);
       const challenged =
         credentials === undefined

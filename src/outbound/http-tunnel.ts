@@ -8,6 +8,7 @@ import type { Logger } from '../log.js';
 import { formatTarget, type Target } from '../target.js';
 import { sendConnect, skipBody, type ConnectAnswer } from './http-connect-exchange.js';
 import { ChallengeAnswerer, type ProxyAuth } from './proxy-auth/answerer.js';
+import { FIRST_REST_MS } from './proxy-auth/lockout.js';
 import type { AuthRequest } from './proxy-auth/types.js';
 import type { Connected } from './types.js';
 
@@ -30,6 +31,11 @@ export async function openTunnel(first: Duplex, tunnel: TunnelRequest): Promise<
   const request: AuthRequest = { method: 'CONNECT', uri: authority };
   const answerer = new ChallengeAnswerer(auth, label, request);
   let stream = first;
+  const blocked = auth.lockout.blocked();
+  if (blocked) {
+    stream.destroy();
+    throw blocked;
+  }
   let authorization = answerer.first();
   try {
     for (let round = 1; ; round++) {
@@ -51,6 +57,12 @@ export async function openTunnel(first: Duplex, tunnel: TunnelRequest): Promise<
     }
   } catch (err) {
     stream.destroy();
+    if (answerer.firstRefusal) {
+      tunnel.log.warn(
+        { upstream: label, rest_s: FIRST_REST_MS / 1000 },
+        'upstream proxy refused our credentials: they are not sent again for a while, so that the account is not locked out',
+      );
+    }
     throw err;
   }
 }

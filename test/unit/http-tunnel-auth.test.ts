@@ -16,6 +16,11 @@ import { createLogger } from '../../src/log.js';
 import { createOutbounds } from '../../src/outbound/index.js';
 import type { Outbound } from '../../src/outbound/types.js';
 import { parseChallenges } from '../../src/outbound/proxy-auth/challenge.js';
+import {
+  CredentialLockout,
+  FIRST_REST_MS,
+  LONGEST_REST_MS,
+} from '../../src/outbound/proxy-auth/lockout.js';
 import { createDestinationPolicy } from '../../src/policy.js';
 import { parseHost, type Target } from '../../src/target.js';
 
@@ -454,4 +459,38 @@ test('a remembered Digest nonce that expired is answered afresh, not counted as 
   assert.deepEqual(schemes(), ['-', 'Digest', 'Digest', 'Digest']);
   await dialThrough(outbound);
   assert.deepEqual(schemes(), ['-', 'Digest', 'Digest', 'Digest', 'Digest']);
+});
+
+test('refused credentials rest: the next session fails at once, without asking the proxy', async () => {
+  reset({});
+  const outbound = outboundFor({ preemptive: 'none' }, 'wrong-pw');
+  await assert.rejects(dialThrough(outbound), /authentication failed \(Digest\)$/);
+  const asked = seen.length;
+  await assert.rejects(
+    dialThrough(outbound),
+    /authentication failed \(Digest\); the credentials are not sent again for 60 s/,
+  );
+  assert.equal(seen.length, asked, 'the proxy saw nothing of the second session');
+});
+
+test('a lockout rests 60 s, doubles while refusals go on, and ends with a success', () => {
+  let now = 0;
+  const lockout = new CredentialLockout(() => now);
+  const refused = new ProxyError(
+    'UPSTREAM_AUTH_FAILED',
+    'upstream proxy "up" authentication failed (NTLM)',
+  );
+  assert.equal(lockout.refused(refused), true, 'the first refusal of a streak is announced');
+  now = FIRST_REST_MS - 1;
+  assert.match(lockout.blocked()?.message ?? '', /for 1 s, so that the account is not locked out$/);
+  now = FIRST_REST_MS;
+  assert.equal(lockout.blocked(), undefined);
+  assert.equal(lockout.refused(refused), false, 'a streak is announced once');
+  now += 2 * FIRST_REST_MS - 1;
+  assert.ok(lockout.blocked());
+  for (let i = 0; i < 10; i++) lockout.refused(refused);
+  now += LONGEST_REST_MS;
+  assert.equal(lockout.blocked(), undefined, 'never longer than the longest rest');
+  lockout.accepted();
+  assert.equal(lockout.refused(refused), true, 'a success ends the streak');
 });

@@ -3,6 +3,7 @@
 import { ProxyError } from '../../errors.js';
 import { refusal } from '../http-refusal.js';
 import { parseChallenges, type Challenge } from './challenge.js';
+import type { CredentialLockout } from './lockout.js';
 import { challengeFor, chooseScheme, type SchemePolicy } from './negotiate-schemes.js';
 import type {
   AuthExchange,
@@ -19,6 +20,8 @@ export interface ProxyAuth {
   readonly preemptive: string | undefined;
   /** The last challenge answered successfully, shared by the requests of one proxy hop. */
   readonly memory: ChallengeMemory;
+  /** Credentials the proxy refused rest before they are sent again (see lockout.ts). */
+  readonly lockout: CredentialLockout;
 }
 
 /**
@@ -75,6 +78,7 @@ export class ChallengeAnswerer {
 
   /** The proxy accepted the last answer: its challenge may serve the next requests. */
   succeeded(): void {
+    if (this.auth.credentials !== undefined) this.auth.lockout.accepted();
     const scheme = this.exchange?.scheme;
     if (scheme?.reuse === undefined || this.answered === undefined) return;
     if (this.auth.memory.last?.challenge === this.answered) return;
@@ -134,11 +138,21 @@ export class ChallengeAnswerer {
     return refusal(status, this.label, authority, this.auth.credentials !== undefined);
   }
 
+  /** True when this request's refusal began a lockout streak: the caller logs it once. */
+  get firstRefusal(): boolean {
+    return this.startedLockout;
+  }
+
+  private startedLockout = false;
+
   private failed(scheme: string): ProxyError {
-    return new ProxyError(
+    const error = new ProxyError(
       'UPSTREAM_AUTH_FAILED',
       `upstream proxy ${this.label} authentication failed (${scheme})`,
     );
+    // Our credentials were refused: they rest before anyone sends them again.
+    this.startedLockout = this.auth.lockout.refused(error);
+    return error;
   }
 
   private unanswerable(offered: readonly string[], usable: readonly string[]): ProxyError {
