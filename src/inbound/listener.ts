@@ -45,12 +45,7 @@ export function createListener(env: ProtocolEnv, handler: ProtocolHandler): Inbo
     refusedSinceLog = 0;
     live.add(socket);
     handshaking.add(socket);
-    socket.once('close', () => {
-      release(socket);
-    });
-    const accepted = accept(env, socket, limits.handshake_timeout, () => {
-      handshaking.delete(socket);
-    });
+    const accepted = accept(env, socket, limits.handshake_timeout, handshaking, release);
     handler.handle(accepted);
   });
 
@@ -100,7 +95,8 @@ function accept(
   env: ProtocolEnv,
   socket: Socket,
   handshakeMs: number,
-  onHandshakeDone: () => void,
+  handshaking: Set<Socket>,
+  release: (socket: Socket) => void,
 ): Accepted {
   const ip = normaliseIp(socket.remoteAddress ?? '');
   const source = { ip, port: socket.remotePort ?? 0 };
@@ -127,6 +123,7 @@ function accept(
 
   socket.once('close', () => {
     clearTimeout(deadline);
+    release(socket);
     // Every load balancer's TCP health check connects and closes without a byte: no session, and
     // nothing worth more than a debug line.
     if (socket.bytesRead === 0 && !expired) log().debug('closed before sending a byte');
@@ -141,7 +138,7 @@ function accept(
     },
     handshakeDone() {
       clearTimeout(deadline);
-      onHandshakeDone();
+      handshaking.delete(socket);
     },
     onHandshakeTimeout(lastWord) {
       answer = lastWord;
