@@ -35,6 +35,8 @@ interface Line {
   readonly waiting: Waiting[];
   /** Reading was stopped here (MAX_WAITING reached). */
   paused: boolean;
+  /** The socket's 'resume' and 'close' are listened to (from the first request that waits). */
+  watched: boolean;
 }
 
 /**
@@ -48,17 +50,21 @@ export function createTurns(): Turns {
   const lineOf = (socket: Socket): Line => {
     let line = lines.get(socket);
     if (line) return line;
-    const created: Line = { serving: false, waiting: [], paused: false };
-    socket.on('resume', () => {
-      if (created.paused) socket.pause();
-    });
-    // Requests still waiting when the client leaves are never served (nor logged: no session).
-    socket.once('close', () => {
-      created.waiting.length = 0;
-    });
+    const created: Line = { serving: false, waiting: [], paused: false, watched: false };
     lines.set(socket, created);
     line = created;
     return line;
+  };
+
+  const watch = (socket: Socket, line: Line): void => {
+    line.watched = true;
+    socket.on('resume', () => {
+      if (line.paused) socket.pause();
+    });
+    // Requests still waiting when the client leaves are never served (nor logged: no session).
+    socket.once('close', () => {
+      line.waiting.length = 0;
+    });
   };
 
   const next = (socket: Socket, line: Line): void => {
@@ -101,6 +107,9 @@ export function createTurns(): Turns {
         start();
         return;
       }
+      // Most connections never have a request waiting (a CONNECT, one request at a time): the
+      // socket is watched only once one does.
+      if (!line.watched) watch(socket, line);
       line.waiting.push({ start, handsOver });
       if (line.waiting.length >= MAX_WAITING && !line.paused) {
         line.paused = true;
