@@ -65,7 +65,8 @@ export function relay(client: Socket, upstream: TimedStream, idleMs: number): Pr
     const watch = (stream: Duplex, other: Duplex): void => {
       const handler = onClose(stream, other);
       if (stream.closed) handler();
-      else stream.once('close', handler);
+      // 'close' comes once: a plain listener spares the once() wrapper.
+      else stream.on('close', handler);
     };
     watch(client, upstream);
     watch(upstream, client);

@@ -116,7 +116,7 @@ export function startSession(context: SessionContext, info: SessionInfo, client:
           new ProxyError('CLIENT_CLOSED', 'client closed before the connection was made'),
         );
       };
-      client.once('close', onClientGone);
+      client.on('close', onClientGone);
       // A plain timer rather than AbortSignal.timeout: it is cleared as soon as the dial is done,
       // so nothing fires into a connected stream later.
       const deadline = Date.now() + runtime.limits.connect_timeout;

@@ -270,7 +270,8 @@ export function createHttpHandler(env: ProtocolEnv): ProtocolHandler {
 /** Resolves once `stream` has closed (a response: finished or torn down). */
 function closed(stream: Socket | ServerResponse): Promise<void> {
   if ('closed' in stream && stream.closed) return Promise.resolve();
-  return new Promise((resolve) => stream.once('close', () => resolve()));
+  // 'close' comes once: a plain listener spares the once() wrapper.
+  return new Promise((resolve) => stream.on('close', () => resolve()));
 }
 
 /**

@@ -121,7 +121,8 @@ function accept(
   // handshake_timeout 0: no deadline.
   const deadline = handshakeMs > 0 ? setTimeout(expire, handshakeMs) : undefined;
 
-  socket.once('close', () => {
+  // 'close' comes once: a plain listener spares the once() wrapper.
+  socket.on('close', () => {
     clearTimeout(deadline);
     release(socket);
     // Every load balancer's TCP health check connects and closes without a byte: no session, and
