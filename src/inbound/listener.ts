@@ -30,7 +30,7 @@ export function createListener(env: ProtocolEnv, handler: ProtocolHandler): Inbo
 
   server.on('connection', (socket: Socket) => {
     // Errors before the handler attaches its own (a reset during the handshake) must not crash.
-    socket.on('error', () => undefined);
+    socket.on('error', ignore);
     const limits = env.runtime().limits;
     if (live.size >= limits.max_connections) {
       env.runtime().metrics.connectionRefused(name, 'max_connections');
@@ -119,7 +119,7 @@ function accept(
     socket.end(() => socket.destroy(reason));
   };
   // handshake_timeout 0: no deadline.
-  const deadline = handshakeMs > 0 ? setTimeout(expire, handshakeMs) : undefined;
+  let deadline = handshakeMs > 0 ? setTimeout(expire, handshakeMs) : undefined;
 
   // 'close' comes once: a plain listener spares the once() wrapper.
   socket.on('close', () => {
@@ -139,12 +139,18 @@ function accept(
     },
     handshakeDone() {
       clearTimeout(deadline);
+      // Not kept by a tunnel that may idle for hours.
+      deadline = undefined;
       handshaking.delete(socket);
     },
     onHandshakeTimeout(lastWord) {
       answer = lastWord;
     },
   };
+}
+
+function ignore(): void {
+  // An error before the handler has its own listener: the socket closes, and that is all.
 }
 
 /** `::ffff:127.0.0.1` on a dual-stack listener is the IPv4 client 127.0.0.1. */
