@@ -150,9 +150,9 @@ export function startSession(context: SessionContext, info: SessionInfo, client:
         client.off('close', onClientGone);
       }
     },
-    async relay(clientSocket, upstream) {
-      const result = await relayStreams(clientSocket, upstream, runtime.limits.idle_timeout);
-      end(result);
+    relay(clientSocket, upstream) {
+      // No async frame kept for a tunnel's lifetime; relayStreams never rejects.
+      return relayStreams(clientSocket, upstream, runtime.limits.idle_timeout).then(end);
     },
     finish: end,
     fail(err) {
