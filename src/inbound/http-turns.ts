@@ -67,6 +67,29 @@ export function createTurns(): Turns {
     });
   };
 
+  /**
+   * Serves one request. A function of its own, so that what waits for the answer (for a CONNECT,
+   * the whole tunnel) keeps the socket and its line, not `serve` and the request it holds.
+   */
+  const begin = (socket: Socket, line: Line, serve: Serve): void => {
+    line.serving = true;
+    // Synchronously, like a listener of node:http's own event: a request not waiting behind
+    // another is served exactly as if there were no turns.
+    let served: Promise<void>;
+    try {
+      served = serve();
+    } catch (err) {
+      next(socket, line);
+      throw err;
+    }
+    // A rejection was handled (answered, logged) by `serve`; only the turn passes on here.
+    void served
+      .catch(() => undefined)
+      .finally(() => {
+        next(socket, line);
+      });
+  };
+
   const next = (socket: Socket, line: Line): void => {
     const following = socket.destroyed ? undefined : line.waiting.shift();
     if (!following) {
@@ -85,28 +108,13 @@ export function createTurns(): Turns {
   return {
     take(socket, serve, handsOver = false) {
       const line = lineOf(socket);
-      const start = (): void => {
-        line.serving = true;
-        // Synchronously, like a listener of node:http's own event: a request not waiting behind
-        // another is served exactly as if there were no turns.
-        let served: Promise<void>;
-        try {
-          served = serve();
-        } catch (err) {
-          next(socket, line);
-          throw err;
-        }
-        // A rejection was handled (answered, logged) by `serve`; only the turn passes on here.
-        void served
-          .catch(() => undefined)
-          .finally(() => {
-            next(socket, line);
-          });
-      };
       if (!line.serving) {
-        start();
+        begin(socket, line, serve);
         return;
       }
+      const start = (): void => {
+        begin(socket, line, serve);
+      };
       // Most connections never have a request waiting (a CONNECT, one request at a time): the
       // socket is watched only once one does.
       if (!line.watched) watch(socket, line);
