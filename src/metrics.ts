@@ -24,20 +24,48 @@ export interface SessionMetrics {
   readonly connectSeconds: number | undefined;
 }
 
+/** One label set's sessions and bytes not yet handed to prom-client. */
+interface Tally {
+  sessions: number;
+  up: number;
+  down: number;
+  readonly sessionsChild: Counter.Internal;
+  readonly upChild: Counter.Internal;
+  readonly downChild: Counter.Internal;
+  readonly connectChild: Histogram.Internal<'outbound'>;
+}
+
 export function createMetrics(): Metrics {
   const registry = new Registry();
+  // A prom-client update hashes its labels on every call, and a busy gateway ends thousands of
+  // sessions a second: each label set's counts are added up here in plain numbers and handed to
+  // prom-client when the registry is read (the counters' collect). Connect times go straight to
+  // the histogram's child, which has buckets to fill.
+  const tallies = new Map<string, Tally>();
+  const flushTallies = (): void => {
+    for (const tally of tallies.values()) {
+      if (tally.sessions > 0) tally.sessionsChild.inc(tally.sessions);
+      if (tally.up > 0) tally.upChild.inc(tally.up);
+      if (tally.down > 0) tally.downChild.inc(tally.down);
+      tally.sessions = 0;
+      tally.up = 0;
+      tally.down = 0;
+    }
+  };
   collectDefaultMetrics({ register: registry, prefix: 'junction_' });
   const sessions = new Counter({
     name: 'junction_sessions_total',
     help: 'Finished sessions by inbound, outbound and result (ok or the failure code).',
     labelNames: ['inbound', 'outbound', 'result'] as const,
     registers: [registry],
+    collect: () => flushTallies(),
   });
   const bytes = new Counter({
     name: 'junction_bytes_total',
     help: 'Bytes relayed, by direction (up: client to target) and outbound.',
     labelNames: ['direction', 'inbound', 'outbound'] as const,
     registers: [registry],
+    collect: () => flushTallies(),
   });
   const connectSeconds = new Histogram({
     name: 'junction_connect_seconds',
@@ -76,36 +104,31 @@ export function createMetrics(): Metrics {
     },
   });
 
-  // Label lookups hash their values on every call; a session's labels repeat, so the children
-  // are kept per label set.
-  const children = new Map<
-    string,
-    { sessions: Counter.Internal; up: Counter.Internal; down: Counter.Internal }
-  >();
-  const childrenFor = (inbound: string, outbound: string, result: string) => {
+  const tallyFor = (inbound: string, outbound: string, result: string): Tally => {
     const key = `${inbound}\u0000${outbound}\u0000${result}`;
-    let found = children.get(key);
+    let found = tallies.get(key);
     if (!found) {
       found = {
-        sessions: sessions.labels(inbound, outbound, result),
-        up: bytes.labels('up', inbound, outbound),
-        down: bytes.labels('down', inbound, outbound),
+        sessions: 0,
+        up: 0,
+        down: 0,
+        sessionsChild: sessions.labels(inbound, outbound, result),
+        upChild: bytes.labels('up', inbound, outbound),
+        downChild: bytes.labels('down', inbound, outbound),
+        connectChild: connectSeconds.labels(outbound),
       };
-      children.set(key, found);
+      tallies.set(key, found);
     }
     return found;
   };
-
   return {
     registry,
     sessionEnded(ended) {
-      const outbound = ended.outbound ?? 'none';
-      const child = childrenFor(ended.inbound, outbound, ended.result);
-      child.sessions.inc();
-      if (ended.up > 0) child.up.inc(ended.up);
-      if (ended.down > 0) child.down.inc(ended.down);
-      if (ended.connectSeconds !== undefined)
-        connectSeconds.observe({ outbound }, ended.connectSeconds);
+      const tally = tallyFor(ended.inbound, ended.outbound ?? 'none', ended.result);
+      tally.sessions++;
+      tally.up += ended.up;
+      tally.down += ended.down;
+      if (ended.connectSeconds !== undefined) tally.connectChild.observe(ended.connectSeconds);
     },
     connectionRefused(inbound, reason) {
       refused.inc({ inbound, reason });

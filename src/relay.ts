@@ -43,8 +43,14 @@ export function relay(client: Socket, upstream: TimedStream, idleMs: number): Pr
     const onIdle = (): void => {
       fail(new ProxyError('IDLE_TIMEOUT', `no traffic for ${idleMs}ms`));
     };
-    client.setTimeout(idleMs, onIdle);
-    upstream.setTimeout?.(idleMs, onIdle);
+    // A plain 'timeout' listener: setTimeout(ms, callback) adds it with once(), a wrapper more
+    // per socket for the tunnel's lifetime.
+    client.setTimeout(idleMs);
+    client.on('timeout', onIdle);
+    if (upstream.setTimeout) {
+      upstream.setTimeout(idleMs);
+      upstream.on('timeout', onIdle);
+    }
   }
   return new Promise<RelayResult>((resolve) => {
     let open = 2;
@@ -65,7 +71,8 @@ export function relay(client: Socket, upstream: TimedStream, idleMs: number): Pr
     const watch = (stream: Duplex, other: Duplex): void => {
       const handler = onClose(stream, other);
       if (stream.closed) handler();
-      else stream.once('close', handler);
+      // 'close' comes once: a plain listener spares the once() wrapper.
+      else stream.on('close', handler);
     };
     watch(client, upstream);
     watch(upstream, client);

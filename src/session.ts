@@ -118,7 +118,7 @@ export function startSession(context: SessionContext, info: SessionInfo, client:
           new ProxyError('CLIENT_CLOSED', 'client closed before the connection was made'),
         );
       };
-      client.once('close', onClientGone);
+      client.on('close', onClientGone);
       // A plain timer rather than AbortSignal.timeout: it is cleared as soon as the dial is done,
       // so nothing fires into a connected stream later.
       const deadline = Date.now() + runtime.limits.connect_timeout;
@@ -152,9 +152,9 @@ export function startSession(context: SessionContext, info: SessionInfo, client:
         client.off('close', onClientGone);
       }
     },
-    async relay(clientSocket, upstream) {
-      const result = await relayStreams(clientSocket, upstream, runtime.limits.idle_timeout);
-      end(result);
+    relay(clientSocket, upstream) {
+      // No async frame kept for a tunnel's lifetime; relayStreams never rejects.
+      return relayStreams(clientSocket, upstream, runtime.limits.idle_timeout).then(end);
     },
     finish: end,
     fail(err) {

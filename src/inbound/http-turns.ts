@@ -35,6 +35,8 @@ interface Line {
   readonly waiting: Waiting[];
   /** Reading was stopped here (MAX_WAITING reached). */
   paused: boolean;
+  /** The socket's 'resume' and 'close' are listened to (from the first request that waits). */
+  watched: boolean;
 }
 
 /**
@@ -48,17 +50,44 @@ export function createTurns(): Turns {
   const lineOf = (socket: Socket): Line => {
     let line = lines.get(socket);
     if (line) return line;
-    const created: Line = { serving: false, waiting: [], paused: false };
-    socket.on('resume', () => {
-      if (created.paused) socket.pause();
-    });
-    // Requests still waiting when the client leaves are never served (nor logged: no session).
-    socket.once('close', () => {
-      created.waiting.length = 0;
-    });
+    const created: Line = { serving: false, waiting: [], paused: false, watched: false };
     lines.set(socket, created);
     line = created;
     return line;
+  };
+
+  const watch = (socket: Socket, line: Line): void => {
+    line.watched = true;
+    socket.on('resume', () => {
+      if (line.paused) socket.pause();
+    });
+    // Requests still waiting when the client leaves are never served (nor logged: no session).
+    socket.once('close', () => {
+      line.waiting.length = 0;
+    });
+  };
+
+  /**
+   * Serves one request. A function of its own, so that what waits for the answer (for a CONNECT,
+   * the whole tunnel) keeps the socket and its line, not `serve` and the request it holds.
+   */
+  const begin = (socket: Socket, line: Line, serve: Serve): void => {
+    line.serving = true;
+    // Synchronously, like a listener of node:http's own event: a request not waiting behind
+    // another is served exactly as if there were no turns.
+    let served: Promise<void>;
+    try {
+      served = serve();
+    } catch (err) {
+      next(socket, line);
+      throw err;
+    }
+    // A rejection was handled (answered, logged) by `serve`; only the turn passes on here.
+    void served
+      .catch(() => undefined)
+      .finally(() => {
+        next(socket, line);
+      });
   };
 
   const next = (socket: Socket, line: Line): void => {
@@ -79,28 +108,16 @@ export function createTurns(): Turns {
   return {
     take(socket, serve, handsOver = false) {
       const line = lineOf(socket);
-      const start = (): void => {
-        line.serving = true;
-        // Synchronously, like a listener of node:http's own event: a request not waiting behind
-        // another is served exactly as if there were no turns.
-        let served: Promise<void>;
-        try {
-          served = serve();
-        } catch (err) {
-          next(socket, line);
-          throw err;
-        }
-        // A rejection was handled (answered, logged) by `serve`; only the turn passes on here.
-        void served
-          .catch(() => undefined)
-          .finally(() => {
-            next(socket, line);
-          });
-      };
       if (!line.serving) {
-        start();
+        begin(socket, line, serve);
         return;
       }
+      const start = (): void => {
+        begin(socket, line, serve);
+      };
+      // Most connections never have a request waiting (a CONNECT, one request at a time): the
+      // socket is watched only once one does.
+      if (!line.watched) watch(socket, line);
       line.waiting.push({ start, handsOver });
       if (line.waiting.length >= MAX_WAITING && !line.paused) {
         line.paused = true;

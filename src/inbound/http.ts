@@ -77,12 +77,16 @@ export function createHttpHandler(env: ProtocolEnv): ProtocolHandler {
     proceed: (session: Session) => Promise<void>,
   ): void => {
     const client = clientOf(req.socket);
+    const authorization = req.headers['proxy-authorization'];
+    // The closures below live as long as the session (a tunnel may last hours): they keep neither
+    // the request nor, once it has been called, `proceed`, which holds the request.
+    let next: typeof proceed | undefined = proceed;
     let session: Session | undefined;
     const start = async (): Promise<void> => {
       // A user name when authenticated, the error to answer with when refused.
       const verdict = !client.allowed
         ? new ProxyError('NOT_ALLOWED', 'client address not allowed')
-        : env.auth && (await authenticate(env.auth, req.headers['proxy-authorization']));
+        : env.auth && (await authenticate(env.auth, authorization));
       const user = typeof verdict === 'string' ? verdict : undefined;
       const info = {
         id: env.nextId(),
@@ -93,7 +97,9 @@ export function createHttpHandler(env: ProtocolEnv): ProtocolHandler {
         target,
       };
       session = startSession({ runtime: env.runtime(), log: env.log }, info, client.socket);
-      if (!(verdict instanceof ProxyError)) return proceed(session);
+      const serve = next;
+      next = undefined;
+      if (!(verdict instanceof ProxyError)) return serve?.(session);
       refuse(verdict);
       session.fail(verdict);
     };
@@ -277,7 +283,8 @@ export function createHttpHandler(env: ProtocolEnv): ProtocolHandler {
 /** Resolves once `stream` has closed (a response: finished or torn down). */
 function closed(stream: Socket | ServerResponse): Promise<void> {
   if ('closed' in stream && stream.closed) return Promise.resolve();
-  return new Promise((resolve) => stream.once('close', () => resolve()));
+  // 'close' comes once: a plain listener spares the once() wrapper.
+  return new Promise((resolve) => stream.on('close', () => resolve()));
 }
 
 /**

@@ -30,7 +30,7 @@ export function createListener(env: ProtocolEnv, handler: ProtocolHandler): Inbo
 
   server.on('connection', (socket: Socket) => {
     // Errors before the handler attaches its own (a reset during the handshake) must not crash.
-    socket.on('error', () => undefined);
+    socket.on('error', ignore);
     const limits = env.runtime().limits;
     if (live.size >= limits.max_connections) {
       env.runtime().metrics.connectionRefused(name, 'max_connections');
@@ -45,12 +45,7 @@ export function createListener(env: ProtocolEnv, handler: ProtocolHandler): Inbo
     refusedSinceLog = 0;
     live.add(socket);
     handshaking.add(socket);
-    socket.once('close', () => {
-      release(socket);
-    });
-    const accepted = accept(env, socket, limits.handshake_timeout, () => {
-      handshaking.delete(socket);
-    });
+    const accepted = accept(env, socket, limits.handshake_timeout, handshaking, release);
     handler.handle(accepted);
   });
 
@@ -100,7 +95,8 @@ function accept(
   env: ProtocolEnv,
   socket: Socket,
   handshakeMs: number,
-  onHandshakeDone: () => void,
+  handshaking: Set<Socket>,
+  release: (socket: Socket) => void,
 ): Accepted {
   const ip = normaliseIp(socket.remoteAddress ?? '');
   const source = { ip, port: socket.remotePort ?? 0 };
@@ -123,10 +119,12 @@ function accept(
     socket.end(() => socket.destroy(reason));
   };
   // handshake_timeout 0: no deadline.
-  const deadline = handshakeMs > 0 ? setTimeout(expire, handshakeMs) : undefined;
+  let deadline = handshakeMs > 0 ? setTimeout(expire, handshakeMs) : undefined;
 
-  socket.once('close', () => {
+  // 'close' comes once: a plain listener spares the once() wrapper.
+  socket.on('close', () => {
     clearTimeout(deadline);
+    release(socket);
     // Every load balancer's TCP health check connects and closes without a byte: no session, and
     // nothing worth more than a debug line.
     if (socket.bytesRead === 0 && !expired) log().debug('closed before sending a byte');
@@ -141,12 +139,18 @@ function accept(
     },
     handshakeDone() {
       clearTimeout(deadline);
-      onHandshakeDone();
+      // Not kept by a tunnel that may idle for hours.
+      deadline = undefined;
+      handshaking.delete(socket);
     },
     onHandshakeTimeout(lastWord) {
       answer = lastWord;
     },
   };
+}
+
+function ignore(): void {
+  // An error before the handler has its own listener: the socket closes, and that is all.
 }
 
 /** `::ffff:127.0.0.1` on a dual-stack listener is the IPv4 client 127.0.0.1. */

@@ -66,7 +66,8 @@ export async function connectAndRelay(
     return;
   }
   socket.write(replies.success(boundAddress(conn)));
-  await session.relay(socket, conn.stream);
+  // Returned, not awaited: a tunnel's lifetime keeps no frame of this function.
+  return session.relay(socket, conn.stream);
 }
 
 /** Answers a session that will not relay with the protocol's code, closes, logs it once. */

@@ -41,20 +41,21 @@ export function readMessage<T>(
       if (leftover && leftover.length > 0) socket.unshift(leftover);
       resolve(outcome);
     };
-    function attempt(): void {
+    /** True once the message is read (or found invalid). */
+    function attempt(): boolean {
       for (;;) {
         const chunk = socket.read() as Buffer | null;
-        if (chunk === null) return;
+        if (chunk === null) return false;
         received = received.length === 0 ? chunk : Buffer.concat([received, chunk]);
         const parsed = parse(received);
         if (parsed.kind === 'ok') {
           // No further read(): that could consume the client's FIN before the relay sees it.
           finish({ kind: 'ok', value: parsed.value }, received.subarray(parsed.consumed));
-          return;
+          return true;
         }
         if (parsed.kind === 'error') {
           finish(parsed);
-          return;
+          return true;
         }
         if (received.length >= maxBytes) {
           finish({
@@ -62,7 +63,7 @@ export function readMessage<T>(
             code: 'BAD_REQUEST',
             reason: `message longer than ${maxBytes} bytes`,
           });
-          return;
+          return true;
         }
       }
     }
@@ -86,13 +87,14 @@ export function readMessage<T>(
       resolve({ kind: 'closed', reason: 'client connection lost', timedOut: false });
       return;
     }
+    // Bytes already buffered (the mixed inbound's sniffed byte, the rest of an earlier chunk)
+    // may never announce themselves with a new 'readable': look at them first. A message they
+    // complete is answered without a listener ever being added.
+    if (attempt()) return;
     socket.on('readable', attempt);
     socket.on('end', onEnd);
     socket.on('error', onError);
     socket.on('close', onClose);
-    // Bytes already buffered (the mixed inbound's sniffed byte, the rest of an earlier chunk)
-    // may never announce themselves with a new 'readable': look at them now.
-    attempt();
   });
 }
 

@@ -32,9 +32,10 @@ export function createSocksHandler(env: ProtocolEnv, versions: SocksVersions): P
     const version = first.kind === 'ok' ? first.value : undefined;
     if (version === SOCKS5_VERSION) {
       const udp = env.config.udp ? associate : undefined;
-      await serveSocks5(env, accepted, { enabled: versions.socks5, associate: udp });
+      // Returned, not awaited: a tunnel's lifetime keeps no frame of this function.
+      return serveSocks5(env, accepted, { enabled: versions.socks5, associate: udp });
     } else if (version === SOCKS4_VERSION && versions.socks4) {
-      await serveSocks4(env, accepted);
+      return serveSocks4(env, accepted);
     } else {
       const reason =
         first.kind === 'closed' ? first.reason : 'not a SOCKS version this inbound speaks';
@@ -46,11 +47,14 @@ export function createSocksHandler(env: ProtocolEnv, versions: SocksVersions): P
 
   return {
     handle(accepted) {
-      void serve(accepted)
-        .catch((err: unknown) => {
+      // One promise and two callbacks, kept by every tunnel for as long as it lasts.
+      serve(accepted).then(
+        () => accepted.socket.destroy(),
+        (err: unknown) => {
           accepted.log.error({ err }, 'socks handler failed');
-        })
-        .finally(() => accepted.socket.destroy());
+          accepted.socket.destroy();
+        },
+      );
     },
   };
 }

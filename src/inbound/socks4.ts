@@ -48,7 +48,8 @@ export async function serveSocks4(env: ProtocolEnv, accepted: Accepted): Promise
     const refused = new ProxyError('AUTH_REQUIRED', 'SOCKS4 cannot authenticate and auth is on');
     await refuse(session, socket, refused, replies);
   } else if (command === 'connect') {
-    await connectAndRelay(session, socket, replies);
+    // Returned, not awaited: a tunnel's lifetime keeps no frame of this function.
+    return connectAndRelay(session, socket, replies);
   } else {
     const unsupported = new ProxyError('CMD_UNSUPPORTED', `${command} is not supported`);
     await refuse(session, socket, unsupported, replies);

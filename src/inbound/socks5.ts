@@ -112,12 +112,10 @@ export async function serveSocks5(
     return;
   }
   const session = openSession(client, user, target);
-  if (command === 'connect') {
-    await connectAndRelay(session, socket, replies);
-  } else {
-    const unsupported = new ProxyError('CMD_UNSUPPORTED', `${command} is not supported`);
-    await refuse(session, socket, unsupported, replies);
-  }
+  // Returned, not awaited: a tunnel's lifetime keeps no frame of this function.
+  if (command === 'connect') return connectAndRelay(session, socket, replies);
+  const unsupported = new ProxyError('CMD_UNSUPPORTED', `${command} is not supported`);
+  await refuse(session, socket, unsupported, replies);
 }
 
 /**
