@@ -9,7 +9,7 @@ import type { Logger } from './log.js';
 import { closeOutbounds, createOutbounds } from './outbound/index.js';
 import { createDestinationPolicy } from './policy.js';
 import { createRouter } from './route/router.js';
-import type { Runtime } from './session.js';
+import type { Runtime, SessionObserverSlot, SessionRecord } from './session.js';
 import { startAdmin, type Admin } from './admin.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { createSelfEndpoints, type SelfEndpoints } from './self-endpoints.js';
@@ -39,6 +39,8 @@ export interface Gateway {
    */
   stop(graceMs?: number): Promise<void>;
   readonly config: Config;
+  /** Calls `observer` with the access-log fields of every session that ends from now on. */
+  observeSessions(observer: ((record: SessionRecord) => void) | undefined): void;
   /** This process's counters (a cluster's primary aggregates the workers'). */
   readonly metrics: Metrics;
   /** Client connections open now, over every inbound. */
@@ -55,6 +57,7 @@ export function buildRuntime(
   metrics: Metrics = createMetrics(),
   log?: Logger,
   self?: SelfEndpoints,
+  sessionObserver: SessionObserverSlot = { current: undefined },
 ): Runtime {
   const policy = createDestinationPolicy(config.limits.deny_destinations, self);
   return {
@@ -64,6 +67,7 @@ export function buildRuntime(
     rules: config.rules,
     accessLog: config.log.access,
     metrics,
+    sessionObserver,
   };
 }
 
@@ -85,7 +89,8 @@ export function createGateway(initial: Config, log: Logger, options: GatewayOpti
   const metrics = createMetrics();
   // Filled once the listeners are bound; every generation's outbounds refuse to dial them.
   const self = createSelfEndpoints();
-  let runtime = buildRuntime(config, metrics, log, self);
+  const sessionObserver: SessionObserverSlot = { current: undefined };
+  let runtime = buildRuntime(config, metrics, log, self, sessionObserver);
   let admin: Admin | undefined;
   const idPrefix = randomBytes(3).toString('hex');
   let sequence = 0;
@@ -104,7 +109,7 @@ export function createGateway(initial: Config, log: Logger, options: GatewayOpti
   const reload = (next: Config): void => {
     // Everything is built before anything is swapped: a throw refuses the whole reload.
     const plan = planInboundReload(initial.inbounds, next.inbounds);
-    const nextRuntime = buildRuntime(next, metrics, log, self);
+    const nextRuntime = buildRuntime(next, metrics, log, self, sessionObserver);
     const previous = runtime;
     config = next;
     runtime = nextRuntime;
@@ -166,6 +171,9 @@ export function createGateway(initial: Config, log: Logger, options: GatewayOpti
       return admin?.address;
     },
     metrics,
+    observeSessions(observer) {
+      sessionObserver.current = observer;
+    },
     get activeConnections() {
       return inbounds.reduce((sum, inbound) => sum + inbound.activeConnections, 0);
     },

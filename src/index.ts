@@ -3,15 +3,18 @@
  * object of the YAML file's shape, validated by the same schema; problems are thrown as one
  * ConfigError naming each key.
  */
+import { EventEmitter } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import type { DestinationStream, Logger } from 'pino';
 import { loadConfigText, type Amend } from './config/load.js';
 import type { Config } from './config/schema.js';
 import { createGateway } from './gateway.js';
+import type { SessionRecord } from './session.js';
 import { createLogger } from './log.js';
 
 export { ConfigError, type ConfigProblem } from './config/load.js';
 export type { Config } from './config/schema.js';
+export type { SessionRecord } from './session.js';
 
 /** The YAML file's shape: `{ inbounds: [...], outbounds: [...], rules: [...], limits: {...} }`. */
 export type GatewayConfig = Readonly<Record<string, unknown>>;
@@ -42,6 +45,12 @@ export interface RunningGateway {
   reload(config: GatewayConfig): Promise<void>;
   /** Stops accepting, lets live sessions finish for up to `graceMs`, then closes the rest. */
   stop(graceMs?: number): Promise<void>;
+  /**
+   * 'session': every session that ends, with the fields of its access-log line (sid, client,
+   * protocol, user, target, rule, outbound, up, down, ms, result, error), logged or not.
+   */
+  on(event: 'session', listener: (record: SessionRecord) => void): this;
+  off(event: 'session', listener: (record: SessionRecord) => void): this;
 }
 
 /** Validates `config` and starts every inbound (and the admin endpoint, if configured). */
@@ -52,7 +61,14 @@ export async function startGateway(
   const baseDir = options.baseDir ?? process.cwd();
   const gateway = createGateway(validate(config, baseDir), loggerFrom(options.logger));
   const addresses = await gateway.start();
-  return {
+  const events = new EventEmitter();
+  // Sessions build their record for listeners only while there are any.
+  const observe = (): void => {
+    gateway.observeSessions(
+      events.listenerCount('session') > 0 ? (record) => events.emit('session', record) : undefined,
+    );
+  };
+  const running: RunningGateway = {
     addresses,
     get adminAddress() {
       return gateway.adminAddress;
@@ -72,7 +88,18 @@ export async function startGateway(
       }
     },
     stop: (graceMs) => gateway.stop(graceMs),
+    on(event, listener) {
+      events.on(event, listener);
+      observe();
+      return running;
+    },
+    off(event, listener) {
+      events.off(event, listener);
+      observe();
+      return running;
+    },
   };
+  return running;
 }
 
 const LEVELS = new Set(['trace', 'debug', 'info', 'warn', 'error', 'silent']);

@@ -22,6 +22,18 @@ export interface Runtime {
   readonly accessLog: boolean;
   /** Shared by every generation: counters survive reloads. */
   readonly metrics: Metrics;
+  /** Shared by every generation: who is told of each finished session (a library user). */
+  readonly sessionObserver: SessionObserverSlot;
+}
+
+/** The access-log fields of one finished session. */
+export type SessionRecord = Readonly<Record<string, unknown>> & {
+  readonly sid: string;
+  readonly result: string;
+};
+
+export interface SessionObserverSlot {
+  current: ((record: SessionRecord) => void) | undefined;
 }
 
 export interface SessionContext {
@@ -86,7 +98,8 @@ export function startSession(context: SessionContext, info: SessionInfo, client:
       down,
       connectSeconds,
     });
-    if (!runtime.accessLog) return;
+    const observer = runtime.sessionObserver.current;
+    if (!runtime.accessLog && observer === undefined) return;
     const line = {
       sid: info.id,
       client: clientAddress,
@@ -102,7 +115,14 @@ export function startSession(context: SessionContext, info: SessionInfo, client:
       error: error?.message,
       ...extra,
     };
-    context.log.info(line, 'session');
+    if (runtime.accessLog) context.log.info(line, 'session');
+    if (observer === undefined) return;
+    try {
+      observer(line);
+    } catch (err) {
+      // The observer is the embedding program's: its failure is logged, never the session's.
+      context.log.error({ err }, 'session observer failed');
+    }
   };
 
   return {

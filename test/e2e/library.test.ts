@@ -51,6 +51,8 @@ const gateway = await startGateway(
   { logger: { level: 'info', destination } },
 );
 const port = gateway.addresses.get('web').port;
+const records = [];
+gateway.on('session', (record) => records.push(record.result + ' ' + record.target));
 
 const get = () =>
   new Promise((done, fail) => {
@@ -79,6 +81,7 @@ out.stillRejecting = await get();
 await gateway.stop(0);
 origin.close();
 out.sessions = lines.filter((l) => l.msg === 'session').map((l) => l.result);
+out.records = records;
 console.log(JSON.stringify(out));
 `;
 
@@ -89,7 +92,7 @@ const running: Promise<RunningGateway> = startGateway({ inbounds: [] }, options)
 void running;
 `;
 
-test('the packed package starts, reloads and stops a gateway from a config object', async () => {
+test('the packed package starts, reloads and stops a gateway from a config object, and tells of each session', async () => {
   writeFileSync(join(project, 'use.mjs'), SCRIPT);
   const { stdout } = await run(process.execPath, ['use.mjs'], { cwd: project, timeout: 20_000 });
   const out = JSON.parse(stdout) as Record<string, unknown>;
@@ -99,6 +102,9 @@ test('the packed package starts, reloads and stops a gateway from a config objec
   assert.match(String(out.refused), /inbounds\.0\.listen: bad listen address "x"/);
   assert.match(String(out.stillRejecting), /^403 /, 'a refused reload keeps the running rules');
   assert.deepEqual(out.sessions, ['ok', 'RULE_REJECT', 'RULE_REJECT']);
+  const target = String((out.records as string[])[0]).split(' ')[1];
+  assert.match(target ?? '', /^127\.0\.0\.1:\d+$/);
+  assert.deepEqual(out.records, [`ok ${target}`, `RULE_REJECT ${target}`, `RULE_REJECT ${target}`]);
 });
 
 test('the packed package carries its types', async () => {
