@@ -29,6 +29,15 @@ export interface AdminOptions {
     inbound: string | undefined,
     host: string | undefined,
   ) => { text: string } | string;
+  /** The sessions under way, when this process has them (not a cluster's primary). */
+  readonly sessions?: SessionsView;
+}
+
+/** GET /sessions and DELETE /sessions/<id>. */
+export interface SessionsView {
+  list(): readonly Record<string, unknown>[];
+  /** Ends the session; false when there is none by that id. */
+  close(id: string): boolean;
 }
 
 export interface Admin {
@@ -149,6 +158,18 @@ async function handle(
         `reload refused, the running configuration stays:\n${err instanceof Error ? err.message : String(err)}\n`,
       );
     }
+  } else if (path === '/sessions' || path?.startsWith('/sessions/')) {
+    const sessions = options.sessions;
+    if (!sessions) {
+      reply(404, 'sessions are listed by each worker process, not here\n');
+      return;
+    }
+    const id =
+      path === '/sessions' ? undefined : decodeURIComponent(path.slice('/sessions/'.length));
+    if (!allow(id === undefined ? 'GET' : 'DELETE') || !authorized()) return;
+    if (id === undefined) reply(200, `${JSON.stringify(sessions.list())}\n`, 'application/json');
+    else if (sessions.close(id)) reply(200, `closed ${id}\n`);
+    else reply(404, `no session ${id}\n`);
   } else if (path === '/proxy.pac') {
     if (!allow('GET')) return;
     const inbound = new URL(req.url ?? '/', 'http://admin').searchParams.get('inbound');
@@ -157,7 +178,10 @@ async function handle(
     if (typeof pac === 'string') reply(404, `${pac}\n`);
     else reply(200, pac.text, PAC_CONTENT_TYPE);
   } else {
-    reply(404, 'not found: GET /healthz, GET /metrics, GET /proxy.pac, POST /reload\n');
+    reply(
+      404,
+      'not found: GET /healthz, GET /metrics, GET /proxy.pac, POST /reload, GET /sessions, DELETE /sessions/<id>\n',
+    );
   }
 }
 

@@ -25,6 +25,7 @@ export type ErrorCode =
   | 'IDLE_TIMEOUT'
   | 'CLIENT_CLOSED'
   | 'SHUTDOWN'
+  | 'CLOSED_BY_ADMIN'
   | 'LIMIT'
   | 'INTERNAL';
 
@@ -78,6 +79,7 @@ export const REPLIES: Readonly<Record<ErrorCode, Reply>> = {
   IDLE_TIMEOUT: { socks5: 0x01, socks4: SOCKS4_FAILED, http: 504 },
   CLIENT_CLOSED: { socks5: 0x01, socks4: SOCKS4_FAILED, http: 400 },
   SHUTDOWN: { socks5: 0x01, socks4: SOCKS4_FAILED, http: 503 },
+  CLOSED_BY_ADMIN: { socks5: 0x01, socks4: SOCKS4_FAILED, http: 503 },
   LIMIT: { socks5: 0x01, socks4: SOCKS4_FAILED, http: 503 },
   INTERNAL: { socks5: 0x01, socks4: SOCKS4_FAILED, http: 500 },
 };

@@ -9,7 +9,13 @@ import type { Logger } from './log.js';
 import { closeOutbounds, createOutbounds } from './outbound/index.js';
 import { createDestinationPolicy } from './policy.js';
 import { createRouter } from './route/router.js';
-import type { Runtime, SessionObserverSlot, SessionRecord } from './session.js';
+import {
+  createSessionRegistry,
+  type LiveSession,
+  type Runtime,
+  type SessionRecord,
+  type SessionRegistry,
+} from './session.js';
 import { startAdmin, type Admin } from './admin.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { createSelfEndpoints, type SelfEndpoints } from './self-endpoints.js';
@@ -57,7 +63,7 @@ export function buildRuntime(
   metrics: Metrics = createMetrics(),
   log?: Logger,
   self?: SelfEndpoints,
-  sessionObserver: SessionObserverSlot = { current: undefined },
+  sessions: SessionRegistry = createSessionRegistry(),
 ): Runtime {
   const policy = createDestinationPolicy(config.limits.deny_destinations, self);
   return {
@@ -67,7 +73,7 @@ export function buildRuntime(
     rules: config.rules,
     accessLog: config.log.access,
     metrics,
-    sessionObserver,
+    sessions,
   };
 }
 
@@ -89,8 +95,8 @@ export function createGateway(initial: Config, log: Logger, options: GatewayOpti
   const metrics = createMetrics();
   // Filled once the listeners are bound; every generation's outbounds refuse to dial them.
   const self = createSelfEndpoints();
-  const sessionObserver: SessionObserverSlot = { current: undefined };
-  let runtime = buildRuntime(config, metrics, log, self, sessionObserver);
+  const sessions = createSessionRegistry();
+  let runtime = buildRuntime(config, metrics, log, self, sessions);
   let admin: Admin | undefined;
   const idPrefix = randomBytes(3).toString('hex');
   let sequence = 0;
@@ -109,7 +115,7 @@ export function createGateway(initial: Config, log: Logger, options: GatewayOpti
   const reload = (next: Config): void => {
     // Everything is built before anything is swapped: a throw refuses the whole reload.
     const plan = planInboundReload(initial.inbounds, next.inbounds);
-    const nextRuntime = buildRuntime(next, metrics, log, self, sessionObserver);
+    const nextRuntime = buildRuntime(next, metrics, log, self, sessions);
     const previous = runtime;
     config = next;
     runtime = nextRuntime;
@@ -172,7 +178,7 @@ export function createGateway(initial: Config, log: Logger, options: GatewayOpti
     },
     metrics,
     observeSessions(observer) {
-      sessionObserver.current = observer;
+      sessions.observer = observer;
     },
     get activeConnections() {
       return inbounds.reduce((sum, inbound) => sum + inbound.activeConnections, 0);
@@ -190,6 +196,14 @@ export function createGateway(initial: Config, log: Logger, options: GatewayOpti
             log: log.child({ admin: true }),
             reload: reloadFromSource,
             token: () => config.admin?.token,
+            sessions: {
+              list: () => [...sessions.live.values()].map(describeSession),
+              close: (id) => {
+                const session = sessions.live.get(id);
+                session?.close(new ProxyError('CLOSED_BY_ADMIN', 'closed by the admin endpoint'));
+                return session !== undefined;
+              },
+            },
             pac: (name, host) =>
               pacForInbound({ inbounds: config.inbounds, rules: runtime.rules }, name, host, (n) =>
                 bound.get(n),
@@ -247,6 +261,24 @@ export function createGateway(initial: Config, log: Logger, options: GatewayOpti
         });
       }
     },
+  };
+}
+
+/** A session as GET /sessions lists it. */
+function describeSession(session: LiveSession): Record<string, unknown> {
+  const { info } = session;
+  const { up, down } = session.bytes();
+  return {
+    id: info.id,
+    inbound: info.inbound,
+    protocol: info.protocol,
+    client: `${info.source.ip}:${info.source.port}`,
+    user: info.user,
+    target: formatTarget(info.target),
+    outbound: session.outbound,
+    up,
+    down,
+    age_ms: Date.now() - session.started,
   };
 }
 

@@ -22,8 +22,8 @@ export interface Runtime {
   readonly accessLog: boolean;
   /** Shared by every generation: counters survive reloads. */
   readonly metrics: Metrics;
-  /** Shared by every generation: who is told of each finished session (a library user). */
-  readonly sessionObserver: SessionObserverSlot;
+  /** Shared by every generation: the sessions under way, and who is told of each that ends. */
+  readonly sessions: SessionRegistry;
 }
 
 /** The access-log fields of one finished session. */
@@ -32,8 +32,26 @@ export type SessionRecord = Readonly<Record<string, unknown>> & {
   readonly result: string;
 };
 
-export interface SessionObserverSlot {
-  current: ((record: SessionRecord) => void) | undefined;
+/** A session under way, as the admin endpoint lists it (GET /sessions) and ends it (DELETE). */
+export interface LiveSession {
+  readonly info: SessionInfo;
+  /** When it started (ms since the epoch). */
+  readonly started: number;
+  readonly outbound: string | undefined;
+  /** Bytes from and to the client so far (its handshake included). */
+  bytes(): { readonly up: number; readonly down: number };
+  /** Ends it now: both sides are closed, and its access line says `reason`. */
+  close(reason: ProxyError): void;
+}
+
+export interface SessionRegistry {
+  /** Who is told of each session that ends (a library user), if anyone. */
+  observer: ((record: SessionRecord) => void) | undefined;
+  readonly live: Map<string, LiveSession>;
+}
+
+export function createSessionRegistry(): SessionRegistry {
+  return { observer: undefined, live: new Map() };
 }
 
 export interface SessionContext {
@@ -98,7 +116,8 @@ export function startSession(context: SessionContext, info: SessionInfo, client:
       down,
       connectSeconds,
     });
-    const observer = runtime.sessionObserver.current;
+    runtime.sessions.live.delete(info.id);
+    const observer = runtime.sessions.observer;
     if (!runtime.accessLog && observer === undefined) return;
     const line = {
       sid: info.id,
@@ -124,6 +143,19 @@ export function startSession(context: SessionContext, info: SessionInfo, client:
       context.log.error({ err }, 'session observer failed');
     }
   };
+
+  const counted = client as Duplex & { bytesRead?: number; bytesWritten?: number };
+  runtime.sessions.live.set(info.id, {
+    info,
+    started: Date.now(),
+    get outbound() {
+      return decision?.outbound;
+    },
+    bytes: () => ({ up: counted.bytesRead ?? 0, down: counted.bytesWritten ?? 0 }),
+    close: (reason) => {
+      client.destroy(reason);
+    },
+  });
 
   return {
     info,

@@ -130,7 +130,7 @@ test('the admin endpoint answers 405 to a wrong method and 404 elsewhere', async
   assert.equal(missing.status, 404);
   assert.equal(
     missing.body,
-    'not found: GET /healthz, GET /metrics, GET /proxy.pac, POST /reload\n',
+    'not found: GET /healthz, GET /metrics, GET /proxy.pac, POST /reload, GET /sessions, DELETE /sessions/<id>\n',
   );
 });
 
@@ -239,5 +239,43 @@ test('the admin endpoint survives a throwing handler, a malformed request and a 
     assert.ok(lines.some((l) => l.includes('"msg":"admin request failed"')));
   } finally {
     await server.close();
+  }
+});
+
+test('GET /sessions lists the sessions under way; DELETE /sessions/<id> ends one; both want the token', async () => {
+  const token = 'Sessions-t0ken-7';
+  const t = await startGateway({ inbounds, admin: { listen: '127.0.0.1:0', token } });
+  const bearer = { authorization: `Bearer ${token}` };
+  try {
+    const port = t.gateway.adminAddress?.port ?? 0;
+    const tunnel = await socks5Connect(t.port(), '127.0.0.1', echo.port);
+    assert.equal(tunnel.reply, 0x00);
+    tunnel.client.write('ping');
+    assert.equal((await tunnel.client.read(4)).toString(), 'ping');
+    assert.equal((await adminAt(port, 'GET', '/sessions')).status, 401);
+    const listed = await adminAt(port, 'GET', '/sessions', bearer);
+    assert.equal(listed.status, 200);
+    assert.equal(listed.type, 'application/json');
+    const sessions = JSON.parse(listed.body) as Record<string, unknown>[];
+    assert.equal(sessions.length, 1);
+    const session = sessions[0];
+    assert.ok(session);
+    assert.equal(session.inbound, 's');
+    assert.equal(session.protocol, 'socks5');
+    assert.equal(session.target, `127.0.0.1:${echo.port}`);
+    assert.equal(session.outbound, 'direct');
+    assert.ok(Number(session.up) >= 4 && Number(session.down) >= 4, listed.body);
+    assert.equal(typeof session.age_ms, 'number');
+    const id = String(session.id);
+    assert.equal((await adminAt(port, 'DELETE', `/sessions/${id}`)).status, 401);
+    const closed = await adminAt(port, 'DELETE', `/sessions/${id}`, bearer);
+    assert.equal(closed.status, 200);
+    await tunnel.client.closed();
+    const line = await t.waitForLog((l) => l.msg === 'session' && l.sid === id);
+    assert.equal(line.result, 'CLOSED_BY_ADMIN');
+    assert.equal((await adminAt(port, 'DELETE', `/sessions/${id}`, bearer)).status, 404);
+    assert.equal((await adminAt(port, 'GET', '/sessions', bearer)).body, '[]\n');
+  } finally {
+    await t.stop();
   }
 });
