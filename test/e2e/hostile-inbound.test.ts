@@ -5,7 +5,13 @@ import { syncBuiltinESMExports } from 'node:module';
 import { connect, Server, type Socket } from 'node:net';
 import { after, before, test } from 'node:test';
 import { hashPassword } from '../../src/auth.js';
-import { configFrom, startGateway, type LogLine, type TestGateway } from '../helpers/gateway.js';
+import {
+  configFrom,
+  startGateway,
+  type LogLine,
+  type TestGateway,
+  withGateway,
+} from '../helpers/gateway.js';
 import {
   rawConnect,
   startHttpOrigin,
@@ -14,6 +20,7 @@ import {
   type RawClient,
 } from '../helpers/net.js';
 import { socks5Connect, socks5Request } from '../helpers/socks-client.js';
+import { eventually } from '../helpers/wait.js';
 
 /**
  * Clients a gateway exposed on a LAN meets: strangers outside `allow` guessing passwords, clients
@@ -60,15 +67,6 @@ function credentials(username: string, password: string): Buffer {
   return Buffer.concat([Buffer.from([0x01, user.length]), user, Buffer.from([pass.length]), pass]);
 }
 
-/** Polls a condition that settles by itself; bounded. */
-async function eventually(condition: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setImmediate(resolve));
-  }
-}
-
 /** Resolves with the milliseconds `promise` took, or rejects once `boundMs` has passed. */
 async function timed(promise: Promise<unknown>, boundMs: number, what: string): Promise<number> {
   const started = Date.now();
@@ -82,18 +80,6 @@ async function timed(promise: Promise<unknown>, boundMs: number, what: string): 
     clearTimeout(timer);
   }
   return Date.now() - started;
-}
-
-async function withGateway(
-  raw: Record<string, unknown>,
-  body: (g: TestGateway) => Promise<void>,
-): Promise<void> {
-  const g = await startGateway(raw);
-  try {
-    await body(g);
-  } finally {
-    await g.stop();
-  }
 }
 
 const infoLinesOf = (g: TestGateway, client: string): LogLine[] =>

@@ -12,7 +12,7 @@ import {
   type RawClient,
   type TcpServer,
 } from '../helpers/net.js';
-import { eventually } from '../helpers/udp.js';
+import { eventually } from '../helpers/wait.js';
 import { createTurns, MAX_WAITING } from '../../src/inbound/http-turns.js';
 import { watchWaitingClient } from '../../src/inbound/http-waiting.js';
 

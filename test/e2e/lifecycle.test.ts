@@ -3,9 +3,10 @@ import { once } from 'node:events';
 import { connect } from 'node:net';
 import { after, before, test } from 'node:test';
 import { loadConfigText } from '../../src/config/load.js';
-import { startGateway, type TestGateway } from '../helpers/gateway.js';
+import { startGateway, type TestGateway, withGateway } from '../helpers/gateway.js';
 import { rawConnect, startTcpServer, type TcpServer } from '../helpers/net.js';
 import { socks5Connect } from '../helpers/socks-client.js';
+import { eventually } from '../helpers/wait.js';
 
 /** An origin that echoes every byte back and ends when the client ends. */
 let echo: TcpServer;
@@ -17,27 +18,6 @@ before(async () => {
 after(async () => {
   await echo.close();
 });
-
-/** Polls a condition that settles by itself (a socket count); bounded, never a bare sleep. */
-async function eventually(condition: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setImmediate(resolve));
-  }
-}
-
-async function withGateway(
-  raw: Record<string, unknown>,
-  body: (g: TestGateway) => Promise<void> | void,
-): Promise<void> {
-  const g = await startGateway(raw);
-  try {
-    await body(g);
-  } finally {
-    await g.stop();
-  }
-}
 
 const socksInbound = { name: 's', type: 'socks', listen: '127.0.0.1:0' };
 

@@ -1,29 +1,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { startGateway, type TestGateway } from '../helpers/gateway.js';
+import { withGateway } from '../helpers/gateway.js';
 import { freePort, rawConnect } from '../helpers/net.js';
 import { socks5Connect } from '../helpers/socks-client.js';
-
-/** Polls a condition that settles by itself; bounded, never a bare sleep. */
-async function eventually(condition: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
-
-async function withGateway(
-  raw: Record<string, unknown>,
-  body: (g: TestGateway) => Promise<void>,
-): Promise<void> {
-  const g = await startGateway(raw);
-  try {
-    await body(g);
-  } finally {
-    await g.stop();
-  }
-}
+import { eventually } from '../helpers/wait.js';
 
 /** Sends one request head on a raw connection; resolves with the whole answer. */
 async function ask(port: number, head: string): Promise<string> {

@@ -5,6 +5,7 @@ import { encodeSocks5Request } from '../../src/inbound/socks-codec.js';
 import { parseHost, type Target } from '../../src/target.js';
 import { startGateway, type LogLine, type TestGateway } from '../helpers/gateway.js';
 import * as net from '../helpers/net.js';
+import { eventually } from '../helpers/wait.js';
 
 const PASSWORD = 's3cret';
 const WRONG_PASSWORD = 'n0t-the-password';
@@ -303,15 +304,6 @@ test('a relayed session outlives connect_timeout', async (t) => {
   client.socket.end();
   assert.equal((await client.readToEnd()).toString(), 'got late');
 });
-
-/** Polls `check` until it holds; fails after `timeoutMs`. */
-async function eventually(check: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
 
 /** name, bytes sent (then FIN when `thenClose`), the answer before the close, the logged reason. */
 // prettier-ignore

@@ -12,13 +12,13 @@ import {
   dnsAnswer,
   dnsQuery,
   dnsServer,
-  eventually,
   openFds,
   udpPeer,
   udpPortClosed,
   type Association,
   type UdpPeer,
 } from '../helpers/udp.js';
+import { eventually } from '../helpers/wait.js';
 
 /**
  * SOCKS5 UDP ASSOCIATE end to end (RFC 1928 §4, §7): real datagrams on 127.0.0.1 and ::1

@@ -6,7 +6,7 @@ import { after, before, test } from 'node:test';
 import fc from 'fast-check';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
 import { refusedPort, startTcpServer, type TcpServer } from '../helpers/net.js';
-import { eventually } from '../helpers/udp.js';
+import { eventually } from '../helpers/wait.js';
 
 /**
  * The HTTP inbound over real sockets: hostile request bytes go to a gateway in this process

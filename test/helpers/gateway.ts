@@ -94,3 +94,16 @@ export async function startGateway(
     stop: () => gateway.stop(0),
   };
 }
+
+/** Runs `body` with a gateway started from `raw`, and stops the gateway whatever happens. */
+export async function withGateway(
+  raw: Record<string, unknown>,
+  body: (g: TestGateway) => Promise<void> | void,
+): Promise<void> {
+  const g = await startGateway(raw);
+  try {
+    await body(g);
+  } finally {
+    await g.stop();
+  }
+}

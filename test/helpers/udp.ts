@@ -156,20 +156,6 @@ export function openFds(): number {
   return readdirSync('/proc/self/fd').length;
 }
 
-/** Polls `check` until it holds, or fails after `timeoutMs` with `what`. */
-export async function eventually(
-  check: () => boolean,
-  what: () => string,
-  timeoutMs = 5000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting: ${what()}`);
-    // Polling a state that gives no event (fd counts): bounded by the deadline above.
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
-
 /**
  * Proves nothing listens on a UDP port any more: a connected socket's datagram to it comes back
  * as ICMP port unreachable, which Linux reports as ECONNREFUSED.

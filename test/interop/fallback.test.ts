@@ -1,7 +1,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { configFrom, startGateway, type LogLine, type TestGateway } from '../helpers/gateway.js';
-import { eventually } from '../helpers/udp.js';
+import { eventually } from '../helpers/wait.js';
 import {
   curl,
   refusedPort,

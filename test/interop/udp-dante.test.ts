@@ -18,11 +18,11 @@ import {
   dnsAnswer,
   dnsQuery,
   dnsServer,
-  eventually,
   openFds,
   udpPeer,
   type UdpPeer,
 } from '../helpers/udp.js';
+import { eventually } from '../helpers/wait.js';
 
 /**
  * junction's UDP through dante-server as the upstream SOCKS5 (command udpassociate, and a
