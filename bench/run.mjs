@@ -1,10 +1,13 @@
-// npm run bench: junction's loopback throughput, tunnel rate and latency as ratios to a direct
-// connection measured in the same run. Self-contained: a TCP origin, the built gateway
-// (dist/main.js) as a child process, and the load generator all run here, on 127.0.0.1.
+// npm run bench: junction's loopback throughput, tunnel rate, latency and CPU per new tunnel,
+// beside a direct connection and a bare Node.js relay (bench/bare-relay.mjs: the least a Node
+// proxy can do) measured in the same run. Self-contained: a TCP origin, the built gateway
+// (dist/main.js) and the bare relay as child processes, and the load generator all run here,
+// on 127.0.0.1. Client, proxy and origin share the machine's cores: read the ratios.
 //
 //   BENCH_MB=512 BENCH_SECS=3 BENCH_CONCURRENCY=50 npm run bench
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 
@@ -96,9 +99,14 @@ async function readUntil(socket, marker) {
   return got;
 }
 
-/** Opens a stream to the origin the way `mode` says: direct, SOCKS5 or HTTP CONNECT. */
-async function openTunnel(mode, gateway, originPort) {
-  const port = mode === 'direct' ? originPort : mode === 'socks5' ? gateway.socks : gateway.http;
+/**
+ * Opens a stream to the origin the way `mode` says: `{ kind: 'direct' }`, or `{ kind: 'socks5' |
+ * 'connect', proxy: { socks, http } }` through that proxy.
+ */
+async function openTunnel(row, originPort) {
+  const mode = row.kind;
+  const port =
+    mode === 'direct' ? originPort : mode === 'socks5' ? row.proxy.socks : row.proxy.http;
   const socket = connect({ host: '127.0.0.1', port, noDelay: true });
   await once(socket, 'connect');
   if (mode === 'socks5') {
@@ -127,33 +135,45 @@ async function drain(socket) {
   return bytes;
 }
 
-async function bulk(mode, gateway, originPort) {
+async function bulk(row, originPort) {
   const total = MB * 1024 * 1024;
-  const socket = await openTunnel(mode, gateway, originPort);
+  const socket = await openTunnel(row, originPort);
   const started = process.hrtime.bigint();
   socket.write(`B ${total}\n`);
   const bytes = await drain(socket);
   const secs = Number(process.hrtime.bigint() - started) / 1e9;
-  if (bytes !== total) throw new Error(`${mode}: got ${bytes} of ${total} bytes`);
+  if (bytes !== total) throw new Error(`${row.name}: got ${bytes} of ${total} bytes`);
   return bytes / 1e6 / secs;
 }
 
-async function oneRequest(mode, gateway, originPort) {
+async function oneRequest(row, originPort) {
   const started = process.hrtime.bigint();
-  const socket = await openTunnel(mode, gateway, originPort);
+  const socket = await openTunnel(row, originPort);
   socket.write('T\n');
   await drain(socket);
   return Number(process.hrtime.bigint() - started) / 1e3;
 }
 
-async function rate(mode, gateway, originPort) {
+/** CPU seconds (user + system) a process has used, from /proc (Linux). */
+function cpuSeconds(pid) {
+  if (pid === undefined) return undefined;
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return undefined;
+  }
+}
+
+async function rate(row, originPort) {
+  const cpuBefore = cpuSeconds(row.pid);
   const deadline = performance.now() + RATE_SECS * 1000;
   let done = 0;
   let errors = 0;
   const worker = async () => {
     while (performance.now() < deadline) {
       try {
-        await oneRequest(mode, gateway, originPort);
+        await oneRequest(row, originPort);
         done++;
       } catch {
         errors++;
@@ -162,67 +182,88 @@ async function rate(mode, gateway, originPort) {
   };
   const started = performance.now();
   await Promise.all(Array.from({ length: CONCURRENCY }, worker));
-  return { perSec: done / ((performance.now() - started) / 1000), errors };
+  const cpuAfter = cpuSeconds(row.pid);
+  const cpuUsPerTunnel =
+    cpuBefore === undefined || cpuAfter === undefined || done === 0
+      ? undefined
+      : ((cpuAfter - cpuBefore) * 1e6) / done;
+  return { perSec: done / ((performance.now() - started) / 1000), errors, cpuUsPerTunnel };
 }
 
-async function latency(mode, gateway, originPort) {
+async function latency(row, originPort) {
   const samples = [];
-  for (let i = 0; i < LATENCY_REQUESTS; i++)
-    samples.push(await oneRequest(mode, gateway, originPort));
+  for (let i = 0; i < LATENCY_REQUESTS; i++) samples.push(await oneRequest(row, originPort));
   samples.sort((a, b) => a - b);
   return samples[Math.floor(samples.length / 2)];
 }
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
+/** Starts a proxy child process and waits until its SOCKS5 port answers. */
+async function startProxy(args, originPort) {
+  const proxy = { socks: await freePort(), http: await freePort() };
+  const child = spawn(process.execPath, args(proxy), { stdio: ['ignore', 'ignore', 'inherit'] });
+  for (let tries = 0; ; tries++) {
+    try {
+      (await openTunnel({ kind: 'socks5', proxy }, originPort)).destroy();
+      return { proxy, child };
+    } catch (err) {
+      if (tries > 100) {
+        child.kill('SIGTERM');
+        throw err;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+}
+
 async function main() {
   const origin = await startOrigin();
-  const gateway = { socks: await freePort(), http: await freePort() };
   const mainJs = fileURLToPath(new URL('../dist/main.js', import.meta.url));
-  const child = spawn(
-    process.execPath,
-    [mainJs, '-L', `socks5://127.0.0.1:${gateway.socks}`, '-L', `http://127.0.0.1:${gateway.http}`],
-    { stdio: ['ignore', 'ignore', 'inherit'] },
+  const bareJs = fileURLToPath(new URL('./bare-relay.mjs', import.meta.url));
+  const junction = await startProxy(
+    (p) => [mainJs, '-L', `socks5://127.0.0.1:${p.socks}`, '-L', `http://127.0.0.1:${p.http}`],
+    origin.port,
   );
+  const bare = await startProxy((p) => [bareJs, String(p.socks), String(p.http)], origin.port);
   try {
-    for (let tries = 0; ; tries++) {
-      try {
-        (await openTunnel('socks5', gateway, origin.port)).destroy();
-        break;
-      } catch (err) {
-        if (tries > 100) throw err;
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
-    }
-    const modes = ['direct', 'socks5', 'connect'];
-    const results = Object.fromEntries(modes.map((m) => [m, { bulk: [] }]));
+    const rows = [
+      { name: 'direct (no proxy)', kind: 'direct' },
+      { name: 'junction SOCKS5', kind: 'socks5', proxy: junction.proxy, pid: junction.child.pid },
+      { name: 'bare Node SOCKS5', kind: 'socks5', proxy: bare.proxy, pid: bare.child.pid },
+      { name: 'junction CONNECT', kind: 'connect', proxy: junction.proxy, pid: junction.child.pid },
+      { name: 'bare Node CONNECT', kind: 'connect', proxy: bare.proxy, pid: bare.child.pid },
+    ];
+    const results = new Map(rows.map((row) => [row, { bulk: [] }]));
     for (let rep = 0; rep < BULK_REPS; rep++) {
-      for (const mode of modes) results[mode].bulk.push(await bulk(mode, gateway, origin.port));
+      for (const row of rows) results.get(row).bulk.push(await bulk(row, origin.port));
     }
-    for (const mode of modes) results[mode].rate = await rate(mode, gateway, origin.port);
-    for (const mode of modes) results[mode].p50 = await latency(mode, gateway, origin.port);
+    for (const row of rows) results.get(row).rate = await rate(row, origin.port);
+    for (const row of rows) results.get(row).p50 = await latency(row, origin.port);
 
-    const direct = results.direct;
+    const direct = results.get(rows[0]);
     const directBulk = median(direct.bulk);
     console.log(
       `junction loopback benchmark (node ${process.version}, ${MB} MiB bulk x${BULK_REPS}, ` +
         `c=${CONCURRENCY} for ${RATE_SECS}s, ${LATENCY_REQUESTS} sequential requests)\n`,
     );
     console.log(
-      '| path | bulk MB/s | vs direct | new tunnels/s | vs direct | c=1 p50 µs | added µs | errors |',
+      '| path | bulk MB/s | vs direct | new tunnels/s | vs direct | proxy CPU µs per tunnel | c=1 p50 µs | added µs | errors |',
     );
-    console.log('|---|--:|--:|--:|--:|--:|--:|--:|');
-    for (const mode of modes) {
-      const r = results[mode];
+    console.log('|---|--:|--:|--:|--:|--:|--:|--:|--:|');
+    for (const row of rows) {
+      const r = results.get(row);
       const b = median(r.bulk);
+      const cpu = r.rate.cpuUsPerTunnel === undefined ? '—' : r.rate.cpuUsPerTunnel.toFixed(0);
       console.log(
-        `| ${mode === 'direct' ? 'direct (no proxy)' : mode === 'socks5' ? 'junction SOCKS5' : 'junction HTTP CONNECT'} ` +
-          `| ${b.toFixed(0)} | ${(b / directBulk).toFixed(2)}x | ${r.rate.perSec.toFixed(0)} | ` +
-          `${(r.rate.perSec / direct.rate.perSec).toFixed(2)}x | ${r.p50.toFixed(0)} | ${(r.p50 - direct.p50).toFixed(0)} | ${r.rate.errors} |`,
+        `| ${row.name} | ${b.toFixed(0)} | ${(b / directBulk).toFixed(2)}x | ${r.rate.perSec.toFixed(0)} | ` +
+          `${(r.rate.perSec / direct.rate.perSec).toFixed(2)}x | ${cpu} | ${r.p50.toFixed(0)} | ` +
+          `${(r.p50 - direct.p50).toFixed(0)} | ${r.rate.errors} |`,
       );
     }
   } finally {
-    child.kill('SIGTERM');
+    junction.child.kill('SIGTERM');
+    bare.child.kill('SIGTERM');
     origin.server.close();
   }
 }
