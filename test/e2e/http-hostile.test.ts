@@ -11,6 +11,8 @@ import {
   type HttpOrigin,
   type RawClient,
   type TcpServer,
+  readAnswer,
+  type HttpAnswer,
 } from '../helpers/net.js';
 import { eventually } from '../helpers/wait.js';
 import { createTurns, MAX_WAITING } from '../../src/inbound/http-turns.js';
@@ -167,19 +169,7 @@ async function open(port: number): Promise<RawClient> {
   return client;
 }
 
-interface Answer {
-  readonly status: number;
-  readonly head: string;
-  readonly body: string;
-}
-
-/** Reads one response with a Content-Length body (or none). */
-async function readAnswer(client: RawClient, timeoutMs = 5000): Promise<Answer> {
-  const head = (await client.readUntil('\r\n\r\n', timeoutMs)).toString('latin1');
-  const length = Number(/\r\ncontent-length: *(\d+)/i.exec(head)?.[1] ?? 0);
-  const body = length > 0 ? (await client.read(length, timeoutMs)).toString('latin1') : '';
-  return { status: Number(head.slice(9, 12)), head, body };
-}
+type Answer = HttpAnswer;
 
 const sessionFor =
   (target: string) =>

@@ -20,6 +20,8 @@ import {
   type HttpOrigin,
   type RawClient,
   type TcpServer,
+  readAnswer,
+  type HttpAnswer,
 } from '../helpers/net.js';
 
 const PASSWORD = 's3cret';
@@ -139,19 +141,7 @@ async function open(port: number, host = '127.0.0.1'): Promise<RawClient> {
   return client;
 }
 
-interface Answer {
-  readonly status: number;
-  readonly head: string;
-  readonly body: string;
-}
-
-/** Reads one response with a Content-Length body (or none) from a raw client. */
-async function readAnswer(client: RawClient, timeoutMs = 5000): Promise<Answer> {
-  const head = (await client.readUntil('\r\n\r\n', timeoutMs)).toString('latin1');
-  const length = Number(/\r\ncontent-length: *(\d+)/i.exec(head)?.[1] ?? 0);
-  const body = length > 0 ? (await client.read(length, timeoutMs)).toString('utf8') : '';
-  return { status: Number(head.slice(9, 12)), head, body };
-}
+type Answer = HttpAnswer;
 
 /** Sends raw request bytes on a new connection; resolves with the first response. */
 async function exchange(port: number, request: string): Promise<Answer & { client: RawClient }> {

@@ -282,3 +282,18 @@ export function curl(args: readonly string[], timeoutSec = 20): Promise<CurlResu
     );
   });
 }
+
+/** One HTTP response as read off a raw connection. */
+export interface HttpAnswer {
+  readonly status: number;
+  readonly head: string;
+  readonly body: string;
+}
+
+/** Reads one response with a Content-Length body (or none) from a raw client. */
+export async function readAnswer(client: RawClient, timeoutMs = 5000): Promise<HttpAnswer> {
+  const head = (await client.readUntil('\r\n\r\n', timeoutMs)).toString('latin1');
+  const length = Number(/\r\ncontent-length: *(\d+)/i.exec(head)?.[1] ?? 0);
+  const body = length > 0 ? (await client.read(length, timeoutMs)).toString('utf8') : '';
+  return { status: Number(head.slice(9, 12)), head, body };
+}
