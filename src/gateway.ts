@@ -95,7 +95,8 @@ export function createGateway(initial: Config, log: Logger, options: GatewayOpti
   const metrics = createMetrics();
   // Filled once the listeners are bound; every generation's outbounds refuse to dial them.
   const self = createSelfEndpoints();
-  const sessions = createSessionRegistry();
+  // Sessions are listed by the admin endpoint only: without one, none is tracked.
+  const sessions = createSessionRegistry(config.admin !== undefined && options.admin !== false);
   let runtime = buildRuntime(config, metrics, log, self, sessions);
   let admin: Admin | undefined;
   const idPrefix = randomBytes(3).toString('hex');
@@ -197,9 +198,9 @@ export function createGateway(initial: Config, log: Logger, options: GatewayOpti
             reload: reloadFromSource,
             token: () => config.admin?.token,
             sessions: {
-              list: () => [...sessions.live.values()].map(describeSession),
+              list: () => [...(sessions.live?.values() ?? [])].map(describeSession),
               close: (id) => {
-                const session = sessions.live.get(id);
+                const session = sessions.live?.get(id);
                 session?.close(new ProxyError('CLOSED_BY_ADMIN', 'closed by the admin endpoint'));
                 return session !== undefined;
               },

@@ -47,11 +47,12 @@ export interface LiveSession {
 export interface SessionRegistry {
   /** Who is told of each session that ends (a library user), if anyone. */
   observer: ((record: SessionRecord) => void) | undefined;
-  readonly live: Map<string, LiveSession>;
+  /** Kept only where something lists them (the admin endpoint): otherwise no session pays for it. */
+  readonly live: Map<string, LiveSession> | undefined;
 }
 
-export function createSessionRegistry(): SessionRegistry {
-  return { observer: undefined, live: new Map() };
+export function createSessionRegistry(trackLive = false): SessionRegistry {
+  return { observer: undefined, live: trackLive ? new Map() : undefined };
 }
 
 export interface SessionContext {
@@ -116,7 +117,7 @@ export function startSession(context: SessionContext, info: SessionInfo, client:
       down,
       connectSeconds,
     });
-    runtime.sessions.live.delete(info.id);
+    runtime.sessions.live?.delete(info.id);
     const observer = runtime.sessions.observer;
     if (!runtime.accessLog && observer === undefined) return;
     const line = {
@@ -145,7 +146,7 @@ export function startSession(context: SessionContext, info: SessionInfo, client:
   };
 
   const counted = client as Duplex & { bytesRead?: number; bytesWritten?: number };
-  runtime.sessions.live.set(info.id, {
+  runtime.sessions.live?.set(info.id, {
     info,
     started: Date.now(),
     get outbound() {
