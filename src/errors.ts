@@ -29,16 +29,30 @@ export type ErrorCode =
   | 'LIMIT'
   | 'INTERNAL';
 
+/** What is known of an upstream's part in a failure, for those who decide on it (failover). */
+export interface UpstreamDetail {
+  /** A SOCKS5 REP from an upstream proxy, handed to our client unchanged. */
+  readonly reply?: number;
+  /**
+   * The upstream proxy answered the request (an HTTP status, a SOCKS reply): it works, and what
+   * it reported is about the target, not about the proxy.
+   */
+  readonly answered?: boolean;
+}
+
 export class ProxyError extends Error {
   override readonly name = 'ProxyError';
   readonly code: ErrorCode;
   /** A SOCKS5 REP from an upstream proxy, handed to our client unchanged. */
   readonly upstreamReply: number | undefined;
+  /** True when an upstream proxy answered the request with this failure (see UpstreamDetail). */
+  readonly upstreamAnswered: boolean;
 
-  constructor(code: ErrorCode, message: string, upstreamReply?: number) {
+  constructor(code: ErrorCode, message: string, upstream: UpstreamDetail = {}) {
     super(message);
     this.code = code;
-    this.upstreamReply = upstreamReply;
+    this.upstreamReply = upstream.reply;
+    this.upstreamAnswered = upstream.answered === true || upstream.reply !== undefined;
   }
 }
 
@@ -165,4 +179,20 @@ export function errorCode(err: unknown): string | undefined {
     return err.code;
   }
   return undefined;
+}
+
+/** A failure of the far end as a ProxyError that names it, never its address or credentials. */
+export function upstreamError(
+  err: unknown,
+  what: string,
+  midResponse: boolean,
+  who = 'origin',
+): ProxyError {
+  if (err instanceof ProxyError) return err;
+  const code = errorCode(err);
+  if (code?.startsWith('HPE_')) {
+    return new ProxyError('UPSTREAM_FAILED', `${what}: invalid response from ${who} (${code})`);
+  }
+  const when = midResponse ? 'broke off mid-response' : 'closed before answering';
+  return new ProxyError('UPSTREAM_FAILED', `${what}: ${who} ${when} (${code ?? 'no code'})`);
 }

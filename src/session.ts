@@ -5,6 +5,11 @@ import { ProxyError, toProxyError } from './errors.js';
 import type { Logger } from './log.js';
 import type { Metrics } from './metrics.js';
 import type { Connected, DialPurpose, Outbound } from './outbound/types.js';
+import {
+  sendPlainRequest,
+  type PlainRequest,
+  type PlainResponse,
+} from './outbound/plain-request.js';
 import { relay as relayStreams } from './relay.js';
 import type { RouteDecision, Router } from './route/types.js';
 import type { SessionInfo } from './session-info.js';
@@ -84,6 +89,12 @@ export interface Session {
    * the Via list for an upstream HTTP proxy's CONNECT (see DialContext.via).
    */
   connect(purpose?: DialPurpose, via?: readonly string[]): Promise<Connected>;
+  /**
+   * Routes and sends one plain http:// request to the session's target, on connections the
+   * outbound gives for them (each dial bounded by the connect timeout); resolves with the
+   * response head. Rejects only with ProxyError.
+   */
+  request(request: PlainRequest): Promise<PlainResponse>;
   /** Relays until both directions end, releases both streams, logs. Never rejects. */
   relay(client: Socket, upstream: Duplex): Promise<void>;
   /** Ends a session whose bytes were moved by the inbound itself (HTTP forwarding). */
@@ -158,7 +169,7 @@ export function startSession(context: SessionContext, info: SessionInfo, client:
     },
   });
 
-  return {
+  const session: Session = {
     info,
     get log() {
       return log();
@@ -205,6 +216,9 @@ export function startSession(context: SessionContext, info: SessionInfo, client:
         client.off('close', onClientGone);
       }
     },
+    request(request) {
+      return sendPlainRequest(() => session.connect('http'), request, log());
+    },
     relay(clientSocket, upstream) {
       // No async frame kept for a tunnel's lifetime; relayStreams never rejects.
       return relayStreams(clientSocket, upstream, runtime.limits.idle_timeout).then(end);
@@ -214,4 +228,5 @@ export function startSession(context: SessionContext, info: SessionInfo, client:
       end({ up: 0, down: 0, error: err });
     },
   };
+  return session;
 }

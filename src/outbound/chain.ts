@@ -4,8 +4,9 @@ import { fromDialError, ProxyError, toProxyError, type ErrorCode } from '../erro
 import type { DestinationPolicy } from '../policy.js';
 import { formatTarget, hostToString, parseHost, type Target } from '../target.js';
 import { abortReason, createDirectOutbound, dialTcp, policedLookup } from './direct.js';
-import { createHttpPool, type HttpPool } from './http-pool.js';
-import type { Connected, DialContext, Hop, HttpProxyLink, Outbound } from './types.js';
+import { createOriginLink, type Reuse } from './http-link.js';
+import { createHttpPool } from './http-pool.js';
+import type { Connected, DialContext, Hop, Outbound } from './types.js';
 
 /**
  * The configured proxies themselves are not subject to deny_destinations; a proxy that is
@@ -28,39 +29,28 @@ export function createChainOutbound(
 ): Outbound {
   if (hops.length === 0) return createDirectOutbound(policy, name);
   const toProxies = proxyPolicy(policy);
-  // Plain http:// requests through an HTTP proxy as the last hop reuse kept-alive connections.
-  const pool = hops.at(-1)?.forwardHttp ? createHttpPool() : undefined;
-  /** The last hop's credentials and label, as its forwardHttp gave them (constant per chain). */
-  let link: Pick<HttpProxyLink, 'authorization' | 'label' | 'challenged'> | undefined;
+  const forwarding = hops.at(-1)?.forwarding;
+  // Plain http:// requests reuse kept-alive connections, per target: to the last proxy when it
+  // is an HTTP proxy (requests in absolute-form), else tunnels to the target itself.
+  const pool = createHttpPool();
 
   /** A kept connection for this target if there is one, else a new one through every hop. */
-  const dialForHttp = async (
-    target: Target,
-    context: DialContext,
-    httpPool: HttpPool,
-  ): Promise<Connected> => {
+  const dialForHttp = async (target: Target, context: DialContext): Promise<Connected> => {
     const key = formatTarget(target);
-    let stream = link && httpPool.take(key);
-    const reused = stream !== undefined;
-    if (!stream || !link) {
-      const conn = await fold(hops, target, context, policy, toProxies, true);
-      if (!conn.httpProxy) return conn;
-      link = conn.httpProxy;
-      stream = conn.stream;
-    }
-    const kept = stream;
+    const idle = pool.take(key);
+    const stream =
+      idle ??
+      (await fold(hops, target, context, policy, toProxies, forwarding !== undefined)).stream;
+    const reuse: Reuse = {
+      reused: idle !== undefined,
+      keep: () => {
+        pool.put(key, stream);
+      },
+    };
     return {
       stream,
       bound: undefined,
-      httpProxy: {
-        authorization: link.authorization,
-        label: link.label,
-        ...(link.challenged && { challenged: link.challenged }),
-        reused,
-        keep: () => {
-          httpPool.put(key, kept);
-        },
-      },
+      http: forwarding ? forwarding.link(stream, reuse, context) : createOriginLink(stream, reuse),
     };
   };
 
@@ -69,7 +59,7 @@ export function createChainOutbound(
     dial(target, context) {
       const denied = deniedLiteral(target, policy);
       if (denied) return Promise.reject(denied);
-      if (context.purpose === 'http' && pool) return dialForHttp(target, context, pool);
+      if (context.purpose === 'http') return dialForHttp(target, context);
       return fold(hops, target, context, policy, toProxies, false);
     },
   };
@@ -134,8 +124,8 @@ async function fold(
     const hop = hops[last] as Hop;
     stage = `upstream proxy ${hop.label}`;
     let conn: Connected;
-    if (forHttp && hop.forwardHttp) {
-      conn = await hop.forwardHttp(reached.conn.stream, context);
+    if (forHttp && hop.forwarding) {
+      conn = { stream: await hop.forwarding.open(reached.conn.stream, context), bound: undefined };
     } else {
       const to = await resolveFor(
         hop,

@@ -4,6 +4,7 @@ import { fromDialError, ProxyError } from '../errors.js';
 import type { DestinationPolicy } from '../policy.js';
 import { formatTarget, hostToString, type Target } from '../target.js';
 import type { Duplex } from 'node:stream';
+import { createOriginLink } from './http-link.js';
 import { createHttpPool } from './http-pool.js';
 import type { Connected, DialContext, Outbound } from './types.js';
 
@@ -24,7 +25,12 @@ export function createDirectOutbound(policy: DestinationPolicy, name = 'direct')
   const pooled = (key: string, stream: Duplex, reused: boolean): Connected => ({
     stream,
     bound: undefined,
-    reuse: { keep: () => pool.put(key, stream), reused },
+    http: createOriginLink(stream, {
+      reused,
+      keep: () => {
+        pool.put(key, stream);
+      },
+    }),
   });
   return {
     name,

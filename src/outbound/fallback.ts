@@ -48,8 +48,8 @@ export interface FallbackOutbound extends Outbound {
  * - UPSTREAM_AUTH_FAILED: always the member's.
  * - UPSTREAM_FAILED: the member's (proxy unreachable, closed the connection, not speaking its
  *   protocol, TLS to it failed) unless the proxy did answer the request, i.e. a SOCKS5 REP
- *   (`upstreamReply`), an HTTP status ("answered 503 ...") or a SOCKS4 CD: a proxy that answers
- *   is working, and what it reports is about the target.
+ *   (`upstreamAnswered`: a SOCKS5 REP, an HTTP status, a SOCKS4 CD): a proxy that answers is
+ *   working, and what it reports is about the target.
  * - CONNECT_TIMEOUT: the member's only when the group's own per-attempt limit ran out
  *   (`attemptTimedOut`); the session's connect timeout or a client that left ends the session,
  *   and says nothing about whose fault it was.
@@ -61,8 +61,7 @@ export function isMemberFault(err: ProxyError, attemptTimedOut = false): boolean
     case 'UPSTREAM_AUTH_FAILED':
       return true;
     case 'UPSTREAM_FAILED':
-      if (err.upstreamReply !== undefined) return false;
-      return !/ answered \d{3} | \(SOCKS4 reply 0x[0-9a-f]+\)$/.test(err.message);
+      return !err.upstreamAnswered;
     case 'CONNECT_TIMEOUT':
       return attemptTimedOut;
     default:

@@ -4,6 +4,7 @@ import { ProxyError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { parseHostPort, type Target } from '../target.js';
 import type { FallbackOutbound } from './fallback.js';
+import { createOriginLink } from './http-link.js';
 import type { Outbound } from './types.js';
 
 export interface CheckConfig {
@@ -78,7 +79,7 @@ export async function probe(outbound: Outbound, check: CheckConfig, log: Logger)
       const wire = https
         ? await startTls(stream, url.hostname.replace(/^\[|\]$/g, ''), signal)
         : stream;
-      await httpStatusLine(wire, url, signal);
+      await httpAnswer(wire, target, url, signal, check.timeout);
     } finally {
       stream.destroy();
     }
@@ -116,42 +117,33 @@ function startTls(stream: Duplex, servername: string, signal: AbortSignal): Prom
   });
 }
 
-/** Writes an origin-form GET and waits for a status line ("HTTP/1.1 204 ..."): any status is up. */
-function httpStatusLine(stream: Duplex, url: URL, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    let head = '';
-    const done = (err?: Error): void => {
-      signal.removeEventListener('abort', onAbort);
-      stream.off('data', onData);
-      stream.off('error', onError);
-      stream.off('end', onEnd);
-      stream.destroy();
-      if (err) reject(err);
-      else resolve();
-    };
-    const onAbort = (): void => {
-      done(new Error('no HTTP answer in time'));
-    };
-    const onError = (err: Error): void => {
-      done(err);
-    };
-    const onEnd = (): void => {
-      done(new Error('closed before an HTTP status line'));
-    };
-    const onData = (chunk: Buffer): void => {
-      head += chunk.toString('latin1');
-      const eol = head.indexOf('\r\n');
-      if (eol === -1 && head.length < 1024) return;
-      const line = eol === -1 ? head : head.slice(0, eol);
-      if (/^HTTP\/1\.[01] \d{3}( |$)/.test(line)) done();
-      else done(new Error('the answer is not HTTP'));
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
-    stream.on('data', onData);
-    stream.once('error', onError);
-    stream.once('end', onEnd);
-    stream.write(
-      `GET ${url.pathname}${url.search} HTTP/1.1\r\nHost: ${url.host}\r\nUser-Agent: junction-health-check\r\nConnection: close\r\n\r\n`,
-    );
-  });
+/** One GET on `stream`, sent as every plain request is (http-link.ts): any status is up. */
+async function httpAnswer(
+  stream: Duplex,
+  target: Target,
+  url: URL,
+  signal: AbortSignal,
+  idleMs: number,
+): Promise<void> {
+  const link = createOriginLink(stream, { reused: false, keep: undefined });
+  const answer = await link
+    .send(
+      {
+        method: 'GET',
+        target,
+        authority: url.host,
+        path: `${url.pathname}${url.search}`,
+        headers: ['Host', url.host, 'User-Agent', 'junction-health-check', 'Connection', 'close'],
+        body: undefined,
+        onContinue: undefined,
+        signal,
+        idleMs,
+      },
+      { retriable: false, answerer: undefined, authorization: undefined, count: 1 },
+    )
+    .catch((err: unknown) => {
+      throw signal.aborted ? new Error('no HTTP answer in time') : err;
+    });
+  if (typeof answer === 'string') throw new Error('no HTTP answer');
+  answer.release(false);
 }

@@ -1,16 +1,15 @@
 // RFC 9110 §9.3.6 (CONNECT, through http-tunnel.ts), RFC 8446 via node:tls for https://
 // proxies: an upstream HTTP proxy as one hop. Plain http:// requests are sent to it in
-// absolute-form by http-forward.ts (RFC 9112 §3.2.2), on the stream forwardHttp gives, with
-// Basic when it is sent pre-emptively.
+// absolute-form (RFC 9112 §3.2.2, http-link.ts), answering its challenges as CONNECT does.
 import type { Duplex } from 'node:stream';
 import { connect as tlsConnect } from 'node:tls';
 import type { ProxyUrl } from '../config/url.js';
 import { errorCode, ProxyError } from '../errors.js';
 import { hostToString, type Target } from '../target.js';
 import { openTunnel } from './http-tunnel.js';
-import { ChallengeAnswerer, type ProxyAuth } from './proxy-auth/answerer.js';
+import { createProxyLink } from './http-link.js';
+import type { ProxyAuth } from './proxy-auth/answerer.js';
 import { CredentialLockout } from './proxy-auth/lockout.js';
-import type { AuthRequest } from './proxy-auth/types.js';
 import { basicAuthorization } from './proxy-auth/basic.js';
 import { DEFAULT_POLICY, type SchemePolicy } from './proxy-auth/negotiate-schemes.js';
 import type { Hop } from './types.js';
@@ -69,24 +68,17 @@ export function createHttpHop(
           }),
       });
     },
-    async forwardHttp(via) {
-      const blocked = auth.lockout.blocked();
-      if (blocked) throw blocked;
-      const stream = await open(via);
-      const challenged =
-        credentials === undefined
-          ? undefined
-          : (request: AuthRequest) => new ChallengeAnswerer(auth, label, request);
-      return {
-        stream,
-        bound: undefined,
-        httpProxy: {
-          authorization: preemptive,
-          label,
-          reused: false,
-          ...(challenged && { challenged }),
-        },
-      };
+    forwarding: {
+      async open(via) {
+        const blocked = auth.lockout.blocked();
+        if (blocked) {
+          via.destroy();
+          throw blocked;
+        }
+        return open(via);
+      },
+      link: (stream, reuse, context) =>
+        createProxyLink(stream, reuse, { label, auth, log: context.log }),
     },
   };
 }

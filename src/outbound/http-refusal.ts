@@ -11,11 +11,14 @@ export function refusal(
   const code = UPSTREAM_HTTP_STATUS.get(status) ?? 'UPSTREAM_FAILED';
   if (code === 'UPSTREAM_AUTH_FAILED') {
     const detail = hasCredentials ? '' : ': it wants credentials and none are configured';
-    return new ProxyError(code, `upstream proxy ${label} authentication failed${detail}`);
+    return new ProxyError(code, `upstream proxy ${label} authentication failed${detail}`, {
+      answered: true,
+    });
   }
   const reason = STATUS_CODES[status] ?? 'Unknown';
   return new ProxyError(
     code,
     `upstream proxy ${label} answered ${status} ${reason} to CONNECT ${authority}`,
+    { answered: true },
   );
 }

@@ -147,7 +147,7 @@ export function fromSocksError(
     return new ProxyError(
       UPSTREAM_SOCKS5_REP.get(rep) ?? 'UPSTREAM_FAILED',
       `upstream proxy ${label} could not connect to ${authority}: ${text} (SOCKS5 reply ${hex})`,
-      rep,
+      { reply: rep },
     );
   }
   const rejected4 = /^Socks4 Proxy rejected connection - \((\w+)\)$/.exec(message);
@@ -156,6 +156,7 @@ export function fromSocksError(
     return new ProxyError(
       'UPSTREAM_FAILED',
       `upstream proxy ${label} rejected or failed CONNECT ${authority} (SOCKS4 reply 0x${cd.toString(16)})`,
+      { answered: true },
     );
   }
   if (message === 'Socks5 Authentication failed') {

@@ -1,13 +1,13 @@
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../log.js';
 import type { Target } from '../target.js';
-import type { ChallengeAnswerer } from './proxy-auth/answerer.js';
-import type { AuthRequest } from './proxy-auth/types.js';
+import type { Reuse } from './http-link.js';
+import type { HttpLink } from './plain-request.js';
 import type { UdpOutbound } from './udp-types.js';
 
 /**
- * What the stream will carry: raw bytes (CONNECT, SOCKS), or plain http:// requests written by
- * http-forward.ts, which an HTTP proxy as the last hop can take in absolute-form.
+ * What the stream will carry: raw bytes (CONNECT, SOCKS), or plain http:// requests (see
+ * plain-request.ts), which an HTTP proxy as the last hop can take in absolute-form.
  */
 export type DialPurpose = 'tunnel' | 'http';
 
@@ -29,39 +29,17 @@ export interface DialContext {
   readonly via?: readonly string[];
 }
 
-/**
- * Set when the stream reaches an HTTP proxy rather than the target (purpose 'http', last hop an
- * HTTP proxy): requests go in absolute-form, with this Proxy-Authorization.
- */
-export interface HttpProxyLink {
-  readonly authorization: string | undefined;
-  /** How errors name the proxy: its outbound's name, quoted (never its URL). */
-  readonly label: string;
-  /**
-   * Hands the stream back after a complete exchange that left it reusable (node:http emitted
-   * 'free'); the outbound may reuse it for the same target. Without it the caller destroys it.
-   */
-  readonly keep?: () => void;
-  /** True when the stream was reused from an earlier request. */
-  readonly reused: boolean;
-  /**
-   * Answers the proxy's 407s to one request (its method and request-target), when credentials
-   * are configured: the request is sent again with each answer.
-   */
-  readonly challenged?: (request: AuthRequest) => ChallengeAnswerer;
-}
-
 /** A stream that already reaches the target, through every hop. */
 export interface Connected {
   readonly stream: Duplex;
   /** The address the far end sees us as, when the outbound knows it (SOCKS BND). */
   readonly bound: Target | undefined;
-  readonly httpProxy?: HttpProxyLink;
   /**
-   * Purpose 'http' to the origin itself (no proxy): the same keep-alive contract as
-   * `HttpProxyLink.keep`/`reused`, for connections the outbound pools per target.
+   * Purpose 'http': how plain requests are written on the stream (to the origin, or to an
+   * upstream HTTP proxy in absolute-form with its credentials), and whether it goes back to a
+   * pool after them. Without it the stream reaches the target and takes origin-form requests.
    */
-  readonly reuse?: { readonly keep: () => void; readonly reused: boolean };
+  readonly http?: HttpLink;
 }
 
 export interface Outbound {
@@ -109,9 +87,13 @@ export interface Hop {
     context: DialContext,
     reopen?: () => Promise<Duplex>,
   ): Promise<Connected>;
-  /**
-   * HTTP proxies only: the stream on which to send absolute-form requests (TLS to the proxy
-   * for https://), with the proxy's credentials in `httpProxy`.
-   */
-  forwardHttp?(via: Duplex, context: DialContext): Promise<Connected>;
+  /** HTTP proxies only: plain http:// requests go to the proxy itself, in absolute-form. */
+  readonly forwarding?: HttpForwarding;
+}
+
+export interface HttpForwarding {
+  /** The stream on which to send requests: TLS to the proxy for https://. */
+  open(via: Duplex, context: DialContext): Promise<Duplex>;
+  /** Writes requests on `stream` with the proxy's credentials, answering its 407s. */
+  link(stream: Duplex, reuse: Reuse, context: DialContext): HttpLink;
 }

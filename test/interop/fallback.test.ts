@@ -215,7 +215,7 @@ test('check.url: any HTTP status line through the member is up; anything else is
   try {
     await assert.rejects(
       probe(direct, { ...check, url: `http://127.0.0.1:${notHttp.port}/` }, silent),
-      /not HTTP/,
+      /invalid response from origin \(HPE_/,
     );
   } finally {
     await notHttp.close();

@@ -4,7 +4,9 @@ import { PassThrough } from 'node:stream';
 import { ProxyError, type ErrorCode } from '../../src/errors.js';
 import { createLogger } from '../../src/log.js';
 import { createFallbackOutbound, isMemberFault } from '../../src/outbound/fallback.js';
+import { refusal } from '../../src/outbound/http-refusal.js';
 import { createOutbounds } from '../../src/outbound/index.js';
+import { fromSocksError } from '../../src/outbound/socks-hop.js';
 import type { DialContext, Outbound } from '../../src/outbound/types.js';
 import { createDestinationPolicy } from '../../src/policy.js';
 import type { Target } from '../../src/target.js';
@@ -16,7 +18,7 @@ const context = (signal = new AbortController().signal): DialContext => ({ signa
 
 test('member faults: the proxy unreachable, broken or refusing our credentials', () => {
   const fault = (code: ErrorCode, message = 'x', rep?: number, timedOut = false): boolean =>
-    isMemberFault(new ProxyError(code, message, rep), timedOut);
+    isMemberFault(new ProxyError(code, message, rep === undefined ? {} : { reply: rep }), timedOut);
   assert.equal(fault('UPSTREAM_FAILED', 'cannot reach upstream proxy socks5://127.0.0.1:1'), true);
   assert.equal(fault('UPSTREAM_FAILED', 'upstream proxy x closed the connection during'), true);
   assert.equal(fault('UPSTREAM_AUTH_FAILED'), true);
@@ -25,7 +27,7 @@ test('member faults: the proxy unreachable, broken or refusing our credentials',
 
 test('not member faults: what a working upstream reports about the target, and policy', () => {
   const fault = (code: ErrorCode, message = 'x', rep?: number): boolean =>
-    isMemberFault(new ProxyError(code, message, rep));
+    isMemberFault(new ProxyError(code, message, rep === undefined ? {} : { reply: rep }));
   assert.equal(fault('CONN_REFUSED', 'x', 0x05), false);
   assert.equal(fault('CONN_REFUSED'), false);
   assert.equal(fault('DNS_FAILED'), false);
@@ -39,14 +41,16 @@ test('not member faults: what a working upstream reports about the target, and p
   assert.equal(fault('CLIENT_CLOSED'), false);
   // The proxy answered: a SOCKS5 general failure REP, an HTTP status, a SOCKS4 rejection.
   assert.equal(fault('UPSTREAM_FAILED', 'upstream proxy x could not connect', 0x01), false);
+  // Decided from what the error says of the upstream, never from its text.
+  assert.equal(isMemberFault(refusal(503, '"p"', 'a:1', false)), false);
+  assert.equal(isMemberFault(refusal(407, '"p"', 'a:1', true)), true);
   assert.equal(
-    fault('UPSTREAM_FAILED', 'upstream proxy http://p:3128 answered 503 Service Unavailable to'),
+    isMemberFault(
+      fromSocksError('Socks4 Proxy rejected connection - (Rejected)', '"p"', 'a:1', false),
+    ),
     false,
   );
-  assert.equal(
-    fault('UPSTREAM_FAILED', 'upstream proxy x rejected or failed CONNECT a:1 (SOCKS4 reply 0x5b)'),
-    false,
-  );
+  assert.equal(isMemberFault(new ProxyError('UPSTREAM_FAILED', 'x answered 503 y')), true);
 });
 
 /** An outbound answering each dial from `script`, counting its dials. */
@@ -97,7 +101,7 @@ test('the first member up takes the session; a failed one is marked down and ski
 });
 
 test('a target failure ends the session with that error, trying no further member', async () => {
-  const refused = new ProxyError('CONN_REFUSED', 'refused', 0x05);
+  const refused = new ProxyError('CONN_REFUSED', 'refused', { reply: 0x05 });
   const a = fake('a', () => refused);
   const b = fake('b', () => 'ok');
   const group = createFallbackOutbound('g', [a, b], options);
