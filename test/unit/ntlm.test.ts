@@ -166,7 +166,7 @@ test('with an MsvAvTimestamp the server time goes in the blob and the LM respons
   const header = Buffer.alloc(48);
   Buffer.from('NTLMSSP\0', 'latin1').copy(header);
   header.writeUInt32LE(2, 8);
-  header.writeUInt32LE(FLAGS.OEM | FLAGS.NTLM, 20);
+  header.writeUInt32LE(FLAGS.OEM | FLAGS.NTLM | FLAGS.TARGET_INFO, 20);
   SPEC.serverChallenge.copy(header, 24);
   header.writeUInt16LE(info.length, 40);
   header.writeUInt16LE(info.length, 42);
@@ -262,4 +262,17 @@ test('a CHALLENGE_MESSAGE is refused when a field points outside it', () => {
   assert.equal(parseChallengeMessage(noEol), undefined);
   assert.equal(challengeMessageOf(only('NTLM not-base-64_~')), undefined);
   assert.equal(challengeMessageOf(only(`NTLM ${'A'.repeat(20_000)}`)), undefined);
+});
+
+test('a CHALLENGE_MESSAGE without TargetInfo, its TargetName pointing nowhere, is read (ntlm_fake_auth)', () => {
+  // As squid's ntlm_fake_auth sends it: no TARGET_INFO flag, a 40-byte header, the name
+  // "WORKGROUP" after it and a garbage offset for it.
+  const fake = Buffer.from(
+    'TlRMTVNTUAACAAAACQAJAK6qqqoHggigW2JPh+ydnCgAAAAAAAA6AFdPUktHUk9VUA==',
+    'base64',
+  );
+  const message = parseChallengeMessage(fake);
+  assert.ok(message);
+  assert.deepEqual(message.serverChallenge, hex('5b624f87ec9d9c28'));
+  assert.equal(message.targetInfo.length, 0);
 });

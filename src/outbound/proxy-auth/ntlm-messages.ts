@@ -72,13 +72,14 @@ export function parseChallengeMessage(message: Buffer): ChallengeMessage | undef
   if (message.length < CHALLENGE_MIN || message.length > MAX_CHALLENGE_BYTES) return undefined;
   if (!message.subarray(0, 8).equals(SIGNATURE) || message.readUInt32LE(8) !== 2) return undefined;
   const flags = message.readUInt32LE(20);
-  // TargetNameFields must fit even though the name is not used: a message that lies about one
-  // of its fields is not trusted for the others.
-  if (readFields(message, 12) === undefined) return undefined;
+  // TargetNameFields (at 12) are not read: the name is not needed, and some servers fill its
+  // offset with garbage (squid's ntlm_fake_auth does).
   const serverChallenge = Buffer.from(message.subarray(24, 32));
   let targetInfo = Buffer.alloc(0);
-  // Early servers ended the message after the challenge and its reserved bytes.
-  if (message.length >= CHALLENGE_WITH_TARGET_INFO) {
+  // The flag says whether TargetInfoFields are there: servers without it end the header at the
+  // reserved bytes and may start their payload where those fields would be.
+  if (flags & FLAGS.TARGET_INFO) {
+    if (message.length < CHALLENGE_WITH_TARGET_INFO) return undefined;
     const info = readFields(message, 40);
     if (info === undefined) return undefined;
     targetInfo = Buffer.from(info);
