@@ -247,11 +247,20 @@ const proxyAuth = z
       .min(1)
       .optional(),
     preemptive: z.enum(['basic', 'none']).optional(),
+    // NTLM: the account's domain (or DOMAIN\user, user@domain in the URL) and the workstation
+    // name it sends (none by default).
+    domain: z.string().min(1).optional(),
+    workstation: z.string().min(1).optional(),
   })
   .refine(
     (a) => a.preemptive !== 'basic' || a.schemes === undefined || a.schemes.includes('basic'),
     { message: 'preemptive: basic needs basic in schemes', path: ['preemptive'] },
   );
+
+/** The percent-decoded user of an outbound URL, if it parses and has one. */
+function userOf(url: string | undefined): string | undefined {
+  return url === undefined ? undefined : parseOutboundUrl(url).value?.username;
+}
 
 const outbound = (baseDir: string) =>
   z
@@ -299,6 +308,14 @@ const outbound = (baseDir: string) =>
           code: 'custom',
           path: ['auth'],
           message: 'auth applies to http:// and https:// outbounds only',
+        });
+      }
+      if (o.auth?.domain !== undefined && /[\\@]/.test(userOf(o.url) ?? '')) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['auth', 'domain'],
+          message:
+            "the URL's user names its domain already (DOMAIN\\user or user@domain): give it once",
         });
       }
       if (o.tls && !o.url?.startsWith('https:')) {

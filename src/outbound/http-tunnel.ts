@@ -29,7 +29,7 @@ export async function openTunnel(first: Duplex, tunnel: TunnelRequest): Promise<
   const { target, label, auth } = tunnel;
   const authority = formatTarget(target);
   const request: AuthRequest = { method: 'CONNECT', uri: authority };
-  const answerer = new ChallengeAnswerer(auth, label, request);
+  const answerer = new ChallengeAnswerer(auth, label, request, { keepsConnection: true });
   let stream = first;
   const blocked = auth.lockout.blocked();
   if (blocked) {

@@ -189,7 +189,12 @@ function createHop(config: OutboundConfig, url: string, policy: DestinationPolic
 function schemePolicy(auth: OutboundConfig['auth'], hasUser: boolean): SchemePolicy {
   const schemes = auth?.schemes ?? SCHEME_NAMES;
   const preemptive = auth?.preemptive ?? (hasUser && schemes.includes('basic') ? 'basic' : 'none');
-  return { schemes, preemptiveBasic: preemptive === 'basic' };
+  return {
+    schemes,
+    preemptiveBasic: preemptive === 'basic',
+    domain: auth?.domain,
+    workstation: auth?.workstation,
+  };
 }
 
 function isSocks5(proxy: ProxyUrl<string>): proxy is ProxyUrl<'socks5' | 'socks5h'> {

@@ -237,6 +237,11 @@ export interface SquidOptions {
    * given). The password file holds `user:realm:HA1` (`-c`), never the password.
    */
   readonly digest?: { readonly name: string; readonly password: string };
+  /**
+   * NTLM through ntlm_fake_auth, which takes any user and password that complete the handshake
+   * (offered first when given with others).
+   */
+  readonly ntlm?: boolean;
   /** Also an https_port with this certificate (PEM files). */
   readonly tls?: { readonly cert: string; readonly key: string };
   /** Target ports squid refuses by its own rules (403). */
@@ -299,6 +304,12 @@ export async function startSquid(options: SquidOptions = {}): Promise<Squid> {
       'http_access deny denied_ports',
     );
   }
+  if (options.ntlm) {
+    lines.push(
+      'auth_param ntlm program /usr/lib/squid/ntlm_fake_auth',
+      'auth_param ntlm children 2',
+    );
+  }
   if (options.digest) {
     const { name, password } = options.digest;
     const ha1 = createHash('md5').update(`${name}:${DIGEST_REALM}:${password}`).digest('hex');
@@ -318,7 +329,7 @@ export async function startSquid(options: SquidOptions = {}): Promise<Squid> {
       'auth_param basic realm squid-test',
     );
   }
-  if (options.user || options.digest) {
+  if (options.user || options.digest || options.ntlm) {
     lines.push('acl authed proxy_auth REQUIRED', 'http_access deny !authed');
   }
   lines.push('http_access allow lo', 'http_access deny all');

@@ -325,21 +325,21 @@ test('a wrong password through Digest: UPSTREAM_AUTH_FAILED naming the scheme, 5
 });
 
 test('a proxy offering only schemes junction cannot answer is named in the error', async () => {
-  reset({ offers: ['NTLM', 'Negotiate'] });
+  reset({ offers: ['Negotiate', 'Kerberos'] });
   const err = await failure({ preemptive: 'none' });
   assert.equal(err.code, 'UPSTREAM_AUTH_FAILED');
   assert.equal(
     err.message,
-    'upstream proxy "up" offers NTLM, Negotiate; junction can answer Digest, Basic',
+    'upstream proxy "up" offers Negotiate, Kerberos; junction can answer NTLM, Digest, Basic',
   );
 });
 
 test('schemes naming only what junction cannot do yet: the error says none is available', async () => {
-  reset({ offers: ['NTLM'] });
-  const err = await failure({ schemes: ['ntlm'] });
+  reset({ offers: ['Negotiate'] });
+  const err = await failure({ schemes: ['negotiate'] });
   assert.equal(
     err.message,
-    'upstream proxy "up" offers NTLM; none of the configured schemes (ntlm) is available',
+    'upstream proxy "up" offers Negotiate; none of the configured schemes (negotiate) is available',
   );
 });
 

@@ -158,6 +158,11 @@ test('negotiation picks Digest over Basic, and the strongest Digest algorithm', 
   assert.equal(choice.challenge.params.get('algorithm'), 'SHA-256');
 });
 
+test('negotiation picks NTLM over Digest and Basic', () => {
+  const challenges = parseChallenges(['Basic realm="r"', 'Digest realm="r", nonce="n"', 'NTLM']);
+  assert.equal(chooseScheme(challenges, DEFAULT_POLICY).scheme?.name, 'ntlm');
+});
+
 test('negotiation follows the configured list', () => {
   const challenges = parseChallenges(['Digest realm="r", nonce="n"', 'Basic realm="r"']);
   const choice = chooseScheme(challenges, { schemes: ['basic'], preemptiveBasic: false });
@@ -165,11 +170,11 @@ test('negotiation follows the configured list', () => {
 });
 
 test('negotiation names what the proxy offers when junction can answer none of it', () => {
-  const choice = chooseScheme(parseChallenges(['NTLM', 'Negotiate']), DEFAULT_POLICY);
+  const choice = chooseScheme(parseChallenges(['Negotiate', 'Kerberos']), DEFAULT_POLICY);
   assert.equal(choice.scheme, undefined);
   assert.ok(!choice.scheme);
-  assert.deepEqual(choice.offered, ['NTLM', 'Negotiate']);
-  assert.deepEqual(choice.usable, ['Digest', 'Basic']);
+  assert.deepEqual(choice.offered, ['Negotiate', 'Kerberos']);
+  assert.deepEqual(choice.usable, ['NTLM', 'Digest', 'Basic']);
 });
 
 test('Digest with qop=auth-int only cannot be answered, and the offer says so', () => {

@@ -4,7 +4,12 @@ import { ProxyError } from '../../errors.js';
 import { refusal } from '../http-refusal.js';
 import { parseChallenges, type Challenge } from './challenge.js';
 import type { CredentialLockout } from './lockout.js';
-import { challengeFor, chooseScheme, type SchemePolicy } from './negotiate-schemes.js';
+import {
+  challengeFor,
+  chooseScheme,
+  usableSchemes,
+  type SchemePolicy,
+} from './negotiate-schemes.js';
 import type {
   AuthExchange,
   AuthRequest,
@@ -43,12 +48,26 @@ export class ChallengeAnswerer {
   /** The first attempt answered a remembered challenge; a 407 to it is not a failure yet. */
   private resumed = false;
   private answered: Challenge | undefined;
+  /** Answers given by the current exchange. */
+  private rounds = 0;
+  /** Whether the caller sends every answer on the connection that brought the challenge. */
+  private readonly keepsConnection: boolean;
 
-  constructor(auth: ProxyAuth, label: string, request: AuthRequest) {
+  /**
+   * `keepsConnection`: the caller answers each 407 on the connection that brought it, as the
+   * connection-bound schemes (NTLM) need; without it they are not chosen.
+   */
+  constructor(
+    auth: ProxyAuth,
+    label: string,
+    request: AuthRequest,
+    options: { readonly keepsConnection?: boolean } = {},
+  ) {
     this.auth = auth;
     this.label = label;
     this.request = request;
     this.sentBasic = auth.preemptive !== undefined;
+    this.keepsConnection = options.keepsConnection ?? false;
   }
 
   /**
@@ -66,7 +85,10 @@ export class ChallengeAnswerer {
       last.uses++;
       const header = last.scheme.reuse(credentials, last.challenge, this.request, last.uses);
       if (header !== undefined) {
-        this.exchange = { scheme: last.scheme, answerer: last.scheme.start(credentials) };
+        this.exchange = {
+          scheme: last.scheme,
+          answerer: last.scheme.start(this.account(credentials)),
+        };
         this.answered = last.challenge;
         this.resumed = true;
         this.sentBasic = false;
@@ -90,8 +112,13 @@ export class ChallengeAnswerer {
     return this.exchange?.scheme.title;
   }
 
+  /**
+   * Whether the next answer continues a handshake begun on this connection (NTLM's
+   * AUTHENTICATE after its CHALLENGE), so that it cannot go on a new one. The first answer of
+   * an exchange can: nothing of it was sent yet.
+   */
   get connectionBound(): boolean {
-    return this.exchange?.scheme.connectionBound ?? false;
+    return (this.exchange?.scheme.connectionBound ?? false) && this.rounds > 1;
   }
 
   /**
@@ -111,17 +138,27 @@ export class ChallengeAnswerer {
     }
     if (this.exchange === undefined) {
       // Basic sent before the challenge and refused counts as Basic's one attempt.
-      const refused = new Set<SchemeName>(this.sentBasic ? ['basic'] : []);
-      const choice = chooseScheme(challenges, policy, refused);
+      const excluded = new Set<SchemeName>(this.sentBasic ? ['basic'] : []);
+      if (!this.keepsConnection) {
+        for (const scheme of usableSchemes(policy)) {
+          if (scheme.connectionBound) excluded.add(scheme.name);
+        }
+      }
+      const choice = chooseScheme(challenges, policy, excluded);
       if (choice.scheme === undefined) {
         const offered = choice.offered.map((s) => s.toLowerCase());
         if (this.sentBasic && offered.includes('basic')) throw this.failed('Basic');
         throw this.unanswerable(choice.offered, choice.usable);
       }
-      this.exchange = { scheme: choice.scheme, answerer: choice.scheme.start(credentials) };
+      this.exchange = {
+        scheme: choice.scheme,
+        answerer: choice.scheme.start(this.account(credentials)),
+      };
+      this.rounds = 0;
       const first = this.exchange.answerer.answer(choice.challenge, this.request);
       if (first === undefined) throw this.failed(choice.scheme.title);
       this.answered = choice.challenge;
+      this.rounds++;
       return first;
     }
     const { scheme, answerer } = this.exchange;
@@ -129,7 +166,18 @@ export class ChallengeAnswerer {
     const next = challenge && answerer.answer(challenge, this.request);
     if (next === undefined) throw this.failed(scheme.title);
     this.answered = challenge;
+    this.rounds++;
     return next;
+  }
+
+  /** The credentials with the account details the policy adds (NTLM's domain, workstation). */
+  private account(credentials: ProxyCredentials): ProxyCredentials {
+    const { policy } = this.auth;
+    return {
+      ...credentials,
+      domain: credentials.domain ?? policy.domain,
+      workstation: credentials.workstation ?? policy.workstation,
+    };
   }
 
   refusal(status: number, authority: string): ProxyError {

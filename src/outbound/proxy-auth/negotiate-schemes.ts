@@ -3,10 +3,12 @@
 import { basic } from './basic.js';
 import type { Challenge } from './challenge.js';
 import { digest } from './digest.js';
+import { ntlm } from './ntlm.js';
 import { SCHEME_NAMES, type AuthScheme, type SchemeName } from './types.js';
 
-/** The schemes junction implements. NTLM and Negotiate plug in here as multi-round schemes. */
+/** The schemes junction implements. Negotiate plugs in here as a multi-round scheme. */
 export const AUTH_SCHEMES: Readonly<Partial<Record<SchemeName, AuthScheme>>> = {
+  ntlm,
   digest,
   basic,
 };
@@ -16,6 +18,9 @@ export interface SchemePolicy {
   readonly schemes: readonly SchemeName[];
   /** Basic sent with the first request, before any challenge. */
   readonly preemptiveBasic: boolean;
+  /** NTLM's domain and workstation, completing the credentials of the URL's user. */
+  readonly domain?: string | undefined;
+  readonly workstation?: string | undefined;
 }
 
 export const DEFAULT_POLICY: SchemePolicy = { schemes: SCHEME_NAMES, preemptiveBasic: false };

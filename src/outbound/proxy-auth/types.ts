@@ -7,6 +7,10 @@ export type SchemeName = (typeof SCHEME_NAMES)[number];
 export interface ProxyCredentials {
   readonly username: string;
   readonly password: string;
+  /** NTLM: the account's domain, when the user name does not carry it (`DOMAIN\user`). */
+  readonly domain?: string | undefined;
+  /** NTLM: the workstation name sent with the credentials; none when absent. */
+  readonly workstation?: string | undefined;
 }
 
 /** The request being authorized: Digest signs its method and URI. */
