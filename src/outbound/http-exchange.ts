@@ -159,22 +159,23 @@ function responseOf(outgoing: ClientRequest): Promise<IncomingMessage> {
   });
 }
 
-/** A response body read to its end, for a refusal that is not passed on (a proxy's 407). */
+/**
+ * A response body read to its end, for a refusal that is not passed on (a proxy's 407): true
+ * when it ended, which is also when node:http lets go of a kept-alive connection.
+ */
 export function drain(message: IncomingMessage): Promise<boolean> {
   return new Promise((resolve) => {
-    if (message.complete) {
-      resolve(true);
+    if (message.readableEnded) {
+      resolve(message.complete);
       return;
     }
     message.once('end', () => {
       resolve(true);
     });
-    message.once('error', () => {
-      resolve(false);
-    });
     message.once('close', () => {
-      resolve(message.complete);
+      resolve(message.readableEnded);
     });
+    message.on('error', () => undefined);
     message.resume();
   });
 }

@@ -2,6 +2,7 @@
 // Proxy-Authorization): how plain requests go on a connection to the origin or to an upstream
 // HTTP proxy, and when they go again.
 import type { Duplex } from 'node:stream';
+import { ProxyError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { drain, exchange, type Exchanged } from './http-exchange.js';
 import type { Attempts, HttpLink, PlainRequest, PlainResponse, Retry } from './plain-request.js';
@@ -26,7 +27,7 @@ export function createOriginLink(stream: Duplex, reuse: Reuse): HttpLink {
         peer: 'origin',
         keep: reuse.keep,
       });
-      return settle(outcome, reuse, attempts);
+      return settle(outcome, reuse.reused, attempts);
     },
   };
 }
@@ -44,52 +45,95 @@ const MAX_CHALLENGES = 5;
 /**
  * Absolute-form requests to an upstream HTTP proxy, answering its 407s with junction's
  * credentials: the challenge is for junction, not for the client, which could not answer it.
+ * An answer goes on the connection that brought the challenge when the proxy keeps it open (a
+ * connection-bound scheme, NTLM, must), else on a new one.
  */
 export function createProxyLink(stream: Duplex, reuse: Reuse, proxy: UpstreamHttpProxy): HttpLink {
+  const pooled = reuse.keep;
+  // Between two rounds of a challenge the connection stays with this request, not in the pool.
+  let holding = false;
+  let held = false;
+  const keep =
+    pooled &&
+    ((): void => {
+      if (holding) held = true;
+      else pooled();
+    });
+  /** Lets go of a refusal and says whether its connection can carry the next round. */
+  const holdAfter = (response: PlainResponse, complete: boolean): boolean => {
+    holding = true;
+    held = false;
+    response.release(complete);
+    holding = false;
+    return held;
+  };
   return {
     async send(request, attempts) {
       const uri = `http://${request.authority}${request.path}`;
       const fresh = attempts.answerer === undefined;
-      const answerer = (attempts.answerer ??= new ChallengeAnswerer(proxy.auth, proxy.label, {
-        method: request.method,
-        uri,
-      }));
+      const answerer = (attempts.answerer ??= new ChallengeAnswerer(
+        proxy.auth,
+        proxy.label,
+        { method: request.method, uri },
+        { keepsConnection: pooled !== undefined },
+      ));
       if (fresh) attempts.authorization = answerer.first();
-      const outcome = await exchange(stream, request, {
-        requestTarget: uri,
-        authorization: attempts.authorization,
-        peer: `upstream proxy ${proxy.label}`,
-        keep: reuse.keep,
-      });
-      const response = await settle(outcome, reuse, attempts);
-      if (typeof response === 'string') return response;
-      if (response.message.statusCode !== 407) {
-        answerer.succeeded();
-        return response;
+      for (let reused = reuse.reused; ; reused = true) {
+        const outcome = await exchange(stream, request, {
+          requestTarget: uri,
+          authorization: attempts.authorization,
+          peer: `upstream proxy ${proxy.label}`,
+          keep,
+        });
+        const response = await settle(outcome, reused, attempts);
+        if (typeof response === 'string') return response;
+        if (response.message.statusCode !== 407) {
+          answerer.succeeded();
+          return response;
+        }
+        const kept = holdAfter(response, await drain(response.message));
+        try {
+          attempts.authorization = answer(response, request, attempts, answerer, proxy);
+        } catch (err) {
+          if (kept) stream.destroy();
+          throw err;
+        }
+        if (!kept) {
+          if (answerer.connectionBound) {
+            throw new ProxyError(
+              'UPSTREAM_FAILED',
+              `upstream proxy ${proxy.label} closed the connection during authentication`,
+            );
+          }
+          return 'answered';
+        }
+        attempts.count++;
       }
-      return challenged(response, request, attempts, answerer, proxy);
     },
   };
 }
 
 /**
- * A 407: the request goes again with the next answer. Its body is read first, so that the
- * connection can carry the next attempt (a connection-bound scheme needs the same one). A
- * request with a body has been consumed: it cannot be sent again.
+ * The Proxy-Authorization answering a 407. A request with a body has been consumed: it cannot
+ * be sent again.
  */
-async function challenged(
+function answer(
   response: PlainResponse,
   request: PlainRequest,
   attempts: Attempts,
   answerer: ChallengeAnswerer,
   proxy: UpstreamHttpProxy,
-): Promise<'answered'> {
-  response.release(await drain(response.message));
+): string {
   try {
     if (request.body !== undefined || attempts.count >= MAX_CHALLENGES) {
       throw answerer.refusal(407, request.authority);
     }
-    attempts.authorization = answerer.answer(challengeFields(response.message.rawHeaders));
+    const authorization = answerer.answer(challengeFields(response.message.rawHeaders));
+    proxy.log.debug(
+      { upstream: proxy.label, scheme: answerer.scheme, round: attempts.count },
+      'answering the upstream proxy challenge',
+    );
+    return authorization;
   } catch (err) {
     if (answerer.firstRefusal) {
       proxy.log.warn(
@@ -99,20 +143,15 @@ async function challenged(
     }
     throw err;
   }
-  proxy.log.debug(
-    { upstream: proxy.label, scheme: answerer.scheme, round: attempts.count },
-    'answering the upstream proxy challenge',
-  );
-  return 'answered';
 }
 
 /** The response, or 'stale' for a request that may go again after a reused connection failed. */
 function settle(
   outcome: Exchanged,
-  reuse: Reuse,
+  reused: boolean,
   attempts: Attempts,
 ): Promise<PlainResponse | Retry> {
   if (outcome.response) return Promise.resolve(outcome.response);
-  if (outcome.stale && reuse.reused && attempts.retriable) return Promise.resolve('stale');
+  if (outcome.stale && reused && attempts.retriable) return Promise.resolve('stale');
   return Promise.reject(outcome.error);
 }

@@ -1,7 +1,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
-import { startHttpOrigin, type HttpOrigin } from '../helpers/net.js';
+import { curl, startHttpOrigin, type HttpOrigin } from '../helpers/net.js';
 import { OUTGOING, startSquid, unavailable, type Squid } from '../helpers/peers.js';
 import { socks5Connect } from '../helpers/socks-client.js';
 
@@ -32,7 +32,10 @@ before(async () => {
     `http://${user}:${password}@127.0.0.1:${squid.port}`;
   const inbounds = ['ntlm', 'both', 'both-basic'];
   g = await startGateway({
-    inbounds: inbounds.map((name) => ({ name, type: 'socks', listen: '127.0.0.1:0' })),
+    inbounds: [
+      ...inbounds.map((name) => ({ name, type: 'socks', listen: '127.0.0.1:0' })),
+      { name: 'web', type: 'http', listen: '127.0.0.1:0' },
+    ],
     outbounds: [
       {
         name: 'corp-ntlm',
@@ -51,7 +54,7 @@ before(async () => {
       },
     ],
     rules: [
-      { inbound: ['ntlm'], outbound: 'corp-ntlm' },
+      { inbound: ['ntlm', 'web'], outbound: 'corp-ntlm' },
       { inbound: ['both'], outbound: 'corp-both' },
       { inbound: ['both-basic'], outbound: 'corp-both-basic' },
     ],
@@ -122,3 +125,34 @@ test('squid offering NTLM and Basic: Basic with auth: { schemes: [basic] }', { s
   const lines = await bothSquid.waitForAccess(` CONNECT 127.0.0.1:${origin.port} ${BAS.name} `);
   assert.equal(lines.length, 1, bothSquid.accessLog().join('\n'));
 });
+
+test(
+  'plain http:// requests through squid with NTLM: one handshake, then the authenticated connection carries the next requests',
+  { skip },
+  async () => {
+    const proxy = `http://127.0.0.1:${g.port('web')}`;
+    for (const n of [1, 2, 3]) {
+      // A new client connection each time: the upstream connection is junction's to keep.
+      const got = await curl(['-x', proxy, `http://127.0.0.1:${origin.port}/tiny?plain${n}`]);
+      assert.equal(got.exitCode, 0, got.stderr);
+      assert.equal(got.stdout.toString(), 'ok\n');
+    }
+    const reached = origin.requests.filter((r) => r.url.startsWith('/tiny?plain'));
+    assert.deepEqual(
+      reached.map((r) => r.remoteAddress),
+      [OUTGOING.squid, OUTGOING.squid, OUTGOING.squid],
+    );
+    await ntlmSquid.waitForAccess(`/tiny?plain3 CORP\\\\alice `);
+    const gets = ntlmSquid
+      .connectionLog()
+      .filter((line) => line.includes(` GET http://127.0.0.1:${origin.port}/tiny?plain`))
+      .map((line) => line.split(' '));
+    // NTLM, then the CHALLENGE, then three requests answered on the authenticated connection.
+    assert.deepEqual(
+      gets.map((line) => line[4]),
+      ['407', '407', '200', '200', '200'],
+      ntlmSquid.connectionLog().join('\n'),
+    );
+    assert.equal(new Set(gets.map((line) => line[0])).size, 1, 'one connection to squid');
+  },
+);

@@ -323,7 +323,7 @@ test('through the gateway, a refused NTLM handshake is SOCKS5 0x01 and HTTP 502 
   }
 });
 
-test('a plain GET through an NTLM-and-Basic proxy is answered with Basic: NTLM needs a kept connection', async () => {
+test('a plain GET through an NTLM-and-Basic proxy is answered with NTLM, the handshake on one kept connection', async () => {
   reset({ offers: ['NTLM', 'Basic realm="corp"'] });
   const g = await startGateway({
     inbounds: [{ name: 'web', type: 'http', listen: '127.0.0.1:0' }],
@@ -345,8 +345,10 @@ test('a plain GET through an NTLM-and-Basic proxy is answered with Basic: NTLM n
     assert.match(text, /^HTTP\/1\.1 200 OK\r\n[^]*\r\n\r\nok\n$/);
     assert.deepEqual(
       seen.map((s) => s.what),
-      ['-', 'Basic'],
+      ['-', 'NTLM1', 'NTLM3'],
     );
+    assert.equal(new Set(seen.map((s) => s.connection)).size, 1, 'one connection');
+    assert.equal(seen.at(-1)?.authenticate?.valid, true);
   } finally {
     await g.stop();
   }
