@@ -9,7 +9,7 @@ import { createHttpPool } from './http-pool.js';
 import type { Connected, DialContext, Outbound } from './types.js';
 
 const DENIED = 'DESTINATION_DENIED';
-const ORIGIN_POOL_LIMITS = { idleMs: 4_000, perTarget: 32, total: 256 } as const;
+const ORIGIN_POOL_LIMITS = { idleMs: 4_000, perTarget: 128, total: 512 } as const;
 
 /**
  * Opens a TCP connection to the target itself. Names are resolved by the OS resolver and tried
