@@ -52,6 +52,8 @@ export interface ProtocolEnv {
   readonly auth: Authenticator | undefined;
   /** Whether a client address is in the current `allow` list (everyone when there is none). */
   allows(ip: string): boolean;
+  /** Whether a peer is in the current `proxy_protocol_from` (loopback when there is none). */
+  trustsProxyHeaderFrom(ip: string): boolean;
   readonly log: Logger;
   /** The configuration generation for a session starting now. */
   runtime(): Runtime;
