@@ -27,6 +27,8 @@ export interface DialContext {
    * HTTP proxy hop sends it on its CONNECT (RFC 9110 §7.6.3), so that a loop is seen.
    */
   readonly via?: readonly string[];
+  /** The session's client, for an outbound that names it to its upstream (PROXY protocol). */
+  readonly client?: { readonly ip: string; readonly port: number };
 }
 
 /**
