@@ -7,7 +7,7 @@
  * bytes allow: a first byte that cannot begin a header means "no header" at once.
  */
 import { isIPv4, isIPv6 } from 'node:net';
-import { hostFromBytes, hostToString } from '../target.js';
+import { hostFromBytes, hostToString, parseHost } from '../target.js';
 import type { Parsed } from './socks-codec.js';
 
 export interface Endpoint {
@@ -89,11 +89,17 @@ function parseV1(bytes: Buffer): Parsed<ProxyHeader> {
     {
       version: 1,
       command: 'proxy',
-      source: { ip: normaliseIp(src ?? ''), port: sourcePort },
-      destination: { ip: normaliseIp(dst ?? ''), port: destinationPort },
+      source: { ip: canonicalIp(src ?? ''), port: sourcePort },
+      destination: { ip: canonicalIp(dst ?? ''), port: destinationPort },
     },
     consumed,
   );
+}
+
+/** One spelling per address (`0:0::1` is `::1`), as a v2 header's would be. */
+function canonicalIp(text: string): string {
+  const host = parseHost(text);
+  return host ? hostToString(host) : text;
 }
 
 function port(text: string | undefined): number | undefined {
