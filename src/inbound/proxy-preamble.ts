@@ -39,6 +39,8 @@ export async function readProxyPreamble(
     else log().debug({ reason }, 'closed before the inbound protocol began');
     return undefined;
   };
+  // Reset before it was accepted (a balancer's check), the socket has no peer address left.
+  if (socket.remoteAddress === undefined) return closed(false, 'reset before it was accepted');
   if (mode === 'required' && !trusted)
     return refuse('the peer is not in proxy_protocol_from, and the inbound requires a header');
 
