@@ -89,8 +89,13 @@ export function createListener(env: ProtocolEnv, handler: ProtocolHandler): Inbo
         if (server.listening) server.close();
       } finally {
         handler.close?.();
-        const shutdown = new ProxyError('SHUTDOWN', 'gateway shutting down');
-        for (const socket of handshaking) socket.destroy(shutdown);
+        // Behind a load balancer, a connection accepted in the last moment before the close
+        // has a session to start that no one else will: it may finish its handshake within
+        // the deadline. (The balancer's own checks close by themselves.)
+        if (env.config.proxy_protocol === undefined) {
+          const shutdown = new ProxyError('SHUTDOWN', 'gateway shutting down');
+          for (const socket of handshaking) socket.destroy(shutdown);
+        }
       }
       return Promise.resolve();
     },

@@ -9,7 +9,8 @@ export interface Inbound {
   listen(): Promise<AddressInfo>;
   /**
    * Stops accepting and closes every connection that has no session in progress: those still in
-   * their handshake, and kept-alive HTTP connections between requests.
+   * their handshake, and kept-alive HTTP connections between requests. Behind a load balancer
+   * (`proxy_protocol`), a connection in its handshake may finish it within the deadline instead.
    */
   close(): Promise<void>;
   /** Resolves once no client connection is left. */

@@ -4,7 +4,13 @@ import { connect, type Socket } from 'node:net';
 import { after, before, test } from 'node:test';
 import { amendFromUrls } from '../../src/config/one-liner.js';
 import { encodeProxyHeader, V2_SIGNATURE } from '../../src/inbound/proxy-protocol.js';
-import { configFrom, withGateway, type LogLine, type TestGateway } from '../helpers/gateway.js';
+import {
+  configFrom,
+  startGateway,
+  withGateway,
+  type LogLine,
+  type TestGateway,
+} from '../helpers/gateway.js';
 import {
   rawConnect,
   readAnswer,
@@ -211,6 +217,28 @@ test("a LOCAL header keeps the connection's own address", async () => {
     const line = await g.waitForLog((l) => l.msg === 'session');
     assert.equal(line.client, `127.0.0.1:${client.socket.localPort}`);
   });
+});
+
+test('a stop lets a connection the balancer just opened finish its handshake, and serves it', async () => {
+  const g = await startGateway(inbound({ proxy_protocol: 'required' }));
+  try {
+    const client = await open(g.port());
+    await eventually(() => g.gateway.activeConnections === 1, 'the connection accepted');
+    const stopped = g.gateway.stop(5000);
+    client.write(Buffer.concat([encodeProxyHeader(2, ALLOWED, BALANCER), GREETING]));
+    client.write(socks5Request('127.0.0.1', echo.port));
+    assert.deepEqual([...(await client.read(2))], [0x05, 0x00]);
+    assert.equal((await client.read(10))[1], 0x00);
+    client.write('ping');
+    assert.equal((await client.read(4)).toString(), 'ping');
+    client.socket.end();
+    await stopped;
+    const line = await g.waitForLog((l) => l.msg === 'session');
+    assert.equal(line.result, 'ok');
+    assert.equal(g.gateway.activeConnections, 0);
+  } finally {
+    await g.stop();
+  }
 });
 
 test("send_proxy_protocol: 2 names the first junction's client to a second one", async () => {
