@@ -1,6 +1,10 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { connect as tlsConnect } from 'node:tls';
 import { after, before, test } from 'node:test';
 import { amendFromUrls } from '../../src/config/one-liner.js';
 import { encodeProxyHeader, V2_SIGNATURE } from '../../src/inbound/proxy-protocol.js';
@@ -18,6 +22,7 @@ import {
   type RawClient,
   type TcpServer,
 } from '../helpers/net.js';
+import { selfSignedCertificate } from '../helpers/peers.js';
 import { socks5Request } from '../helpers/socks-client.js';
 import { eventually } from '../helpers/wait.js';
 
@@ -185,6 +190,48 @@ test('optional: SOCKS5, HTTP and a header all work on one mixed port, and the by
     assert.ok(clients.includes('203.0.113.7:40001'), clients.join(' '));
     assert.equal(clients.filter((c) => c.startsWith('127.0.0.1:')).length, 2);
   });
+});
+
+test('TLS after a header: an https inbound and a mixed one (optional) take the header, then the handshake', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'junction-pp-tls-'));
+  const tls = selfSignedCertificate(dir);
+  try {
+    await withGateway(
+      {
+        limits: { handshake_timeout: '5s' },
+        inbounds: [
+          { name: 'https', type: 'https', listen: '127.0.0.1:0', tls, proxy_protocol: 'required' },
+          { name: 'mixed', type: 'mixed', listen: '127.0.0.1:0', tls, proxy_protocol: 'optional' },
+        ],
+      },
+      async (g) => {
+        for (const name of ['https', 'mixed']) {
+          const raw = connect({ port: g.port(name), host: '127.0.0.1' });
+          sockets.add(raw);
+          await once(raw, 'connect');
+          raw.write(encodeProxyHeader(1, ALLOWED, BALANCER));
+          const secure = tlsConnect({
+            socket: raw,
+            ca: readFileSync(tls.cert),
+            servername: 'localhost',
+          });
+          await once(secure, 'secureConnect');
+          secure.write(`CONNECT 127.0.0.1:${echo.port} HTTP/1.1\r\nHost: x\r\n\r\n`);
+          let text = '';
+          for await (const chunk of secure) {
+            text += (chunk as Buffer).toString('latin1');
+            if (text.includes('\r\n\r\n')) break;
+          }
+          assert.match(text, /^HTTP\/1\.1 200 /, name);
+          secure.destroy();
+          const line = await g.waitForLog((l) => l.msg === 'session' && l.inbound === name);
+          assert.equal(line.client, '203.0.113.7:40001', name);
+        }
+      },
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('health checks (connect and close; a LOCAL header and close) leave no access line and no socket', async () => {
