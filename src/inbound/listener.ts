@@ -55,7 +55,15 @@ export function createListener(env: ProtocolEnv, handler: ProtocolHandler): Inbo
     }
     // The header comes before the allow decision: its address is the client's.
     const trusted = env.trustsProxyHeaderFrom(connection.peer.ip);
-    const options = { mode, trusted, peer: connection.peer, log: () => connection.log };
+    const options = {
+      mode,
+      trusted,
+      peer: connection.peer,
+      log: () => connection.log,
+      refused: () => {
+        env.runtime().metrics.connectionRefused(name, 'proxy_protocol');
+      },
+    };
     readProxyPreamble(socket, options).then(
       (client) => {
         if (client) handler.handle(connection.from(client));

@@ -13,6 +13,8 @@ export interface PreambleOptions {
   /** The connection's own address, kept when the header has none (LOCAL, UNKNOWN) or is absent. */
   readonly peer: Endpoint;
   readonly log: () => Logger;
+  /** Counts a refusal (a missing, malformed or untrusted header). */
+  readonly refused: () => void;
 }
 
 /**
@@ -26,17 +28,20 @@ export interface PreambleOptions {
  */
 export async function readProxyPreamble(
   socket: Socket,
-  { mode, trusted, peer, log }: PreambleOptions,
+  { mode, trusted, peer, log, refused }: PreambleOptions,
 ): Promise<Endpoint | undefined> {
   const refuse = async (reason: string): Promise<undefined> => {
+    refused();
     await closeWith(socket);
     log().info({ reason }, 'PROXY protocol header refused');
     return undefined;
   };
   const closed = async (timedOut: boolean, reason: string): Promise<undefined> => {
     await closeWith(socket);
-    if (timedOut) log().info({ reason }, 'PROXY protocol header refused');
-    else log().debug({ reason }, 'closed before the inbound protocol began');
+    if (timedOut) {
+      refused();
+      log().info({ reason }, 'PROXY protocol header refused');
+    } else log().debug({ reason }, 'closed before the inbound protocol began');
     return undefined;
   };
   // Reset before it was accepted (a balancer's check), the socket has no peer address left.

@@ -135,6 +135,10 @@ test('required: a connection without a header is closed with a log line and no a
     assert.equal(line.reason, 'no PROXY protocol header');
     await eventually(() => g.gateway.activeConnections === 0, 'the socket released');
     assert.equal(g.sessions().length, 0);
+    assert.match(
+      await g.gateway.metrics.registry.metrics(),
+      /^junction_connections_refused_total\{inbound="in",reason="proxy_protocol"\} 1$/m,
+    );
   });
 });
 
