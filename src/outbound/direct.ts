@@ -5,6 +5,7 @@ import type { DestinationPolicy } from '../policy.js';
 import { formatTarget, hostToString, type Target } from '../target.js';
 import type { Duplex } from 'node:stream';
 import { createHttpPool } from './http-pool.js';
+import { proxyHeader } from './proxy-header.js';
 import type { Connected, DialContext, Outbound } from './types.js';
 
 const DENIED = 'DESTINATION_DENIED';
@@ -46,7 +47,11 @@ export function createDirectOutbound(policy: DestinationPolicy, name = 'direct')
  */
 export function dialTcp(
   target: Target,
-  { signal }: Pick<DialContext, 'signal'>,
+  {
+    signal,
+    client,
+    sendProxyProtocol,
+  }: Pick<DialContext, 'signal' | 'client' | 'sendProxyProtocol'>,
   policy: DestinationPolicy,
   lookup: LookupFunction,
   what = `connect to ${formatTarget(target)}`,
@@ -95,6 +100,8 @@ export function dialTcp(
         reject(forwardingLoop(what));
         return;
       }
+      // Before any byte of the protocol: the far end learns whose connection this is.
+      if (sendProxyProtocol) socket.write(proxyHeader(sendProxyProtocol, client, socket));
       resolve({ stream: socket, bound: undefined });
     });
   });

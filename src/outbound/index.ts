@@ -7,7 +7,7 @@ import { createDirectOutbound } from './direct.js';
 import { createFallbackOutbound, type MemberStateSink } from './fallback.js';
 import { startHealthChecker, targetOf } from './health-check.js';
 import { createHttpHop } from './http-hop.js';
-import { createProxyHeaderOutbound } from './proxy-header.js';
+import { sendingProxyHeader } from './proxy-header.js';
 import type { SchemePolicy } from './proxy-auth/negotiate-schemes.js';
 import { SCHEME_NAMES } from './proxy-auth/types.js';
 import { createRejectOutbound } from './reject.js';
@@ -101,10 +101,8 @@ function createChain(
   hops: readonly Hop[],
   policy: DestinationPolicy,
 ): Outbound {
-  const chain =
-    version === undefined
-      ? createChainOutbound(name, hops, policy)
-      : createProxyHeaderOutbound(version, name, hops, policy);
+  const plain = createChainOutbound(name, hops, policy);
+  const chain = version === undefined ? plain : sendingProxyHeader(plain, version);
   const udp = chainUdp(hops, policy);
   return udp ? { ...chain, udp } : chain;
 }

@@ -29,6 +29,8 @@ export interface DialContext {
   readonly via?: readonly string[];
   /** The session's client, for an outbound that names it to its upstream (PROXY protocol). */
   readonly client?: { readonly ip: string; readonly port: number };
+  /** The TCP connection this dial opens (to the target or the first proxy) starts with a header. */
+  readonly sendProxyProtocol?: 1 | 2;
 }
 
 /**

@@ -18,6 +18,7 @@ import {
 import {
   rawConnect,
   readAnswer,
+  startHttpOrigin,
   startTcpServer,
   type RawClient,
   type TcpServer,
@@ -320,6 +321,50 @@ test("send_proxy_protocol: 2 names the first junction's client to a second one",
       },
     );
   });
+});
+
+test('plain http:// requests through send_proxy_protocol name each client, on connections of their own', async () => {
+  const origin = await startHttpOrigin();
+  try {
+    await withGateway(
+      {
+        inbounds: [
+          { name: 'back', type: 'http', listen: '127.0.0.1:0', proxy_protocol: 'required' },
+        ],
+      },
+      async (second) => {
+        await withGateway(
+          {
+            inbounds: [{ name: 'front', type: 'http', listen: '127.0.0.1:0' }],
+            outbounds: [
+              { name: 'up', url: `http://127.0.0.1:${second.port()}`, send_proxy_protocol: 2 },
+            ],
+            rules: [{ outbound: 'up' }],
+          },
+          async (first) => {
+            const ports: number[] = [];
+            for (let i = 0; i < 2; i++) {
+              const client = await open(first.port());
+              client.write(`GET ${origin.url}/tiny HTTP/1.1\r\nHost: x\r\n\r\n`);
+              const answer = await readAnswer(client);
+              assert.equal(answer.status, 200);
+              assert.equal(answer.body, 'ok\n');
+              ports.push(client.socket.localPort ?? 0);
+              client.socket.destroy();
+            }
+            for (const port of ports) {
+              const line = await second.waitForLog(
+                (l) => l.msg === 'session' && l.client === `127.0.0.1:${port}`,
+              );
+              assert.equal(line.result, 'ok');
+            }
+          },
+        );
+      },
+    );
+  } finally {
+    await origin.close();
+  }
 });
 
 test('send_proxy_protocol: 1 on a direct chain starts the target connection with a v1 header', async () => {
