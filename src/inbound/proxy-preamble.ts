@@ -36,12 +36,19 @@ export async function readProxyPreamble(
     log().info({ reason }, 'PROXY protocol header refused');
     return undefined;
   };
-  const closed = async (timedOut: boolean, reason: string): Promise<undefined> => {
+  /** Closed before the protocol began: a refusal only when the deadline cut the header short. */
+  const closed = async (
+    timedOut: boolean,
+    reason: string,
+    afterHeader = false,
+  ): Promise<undefined> => {
     await closeWith(socket);
-    if (timedOut) {
+    if (!timedOut) log().debug({ reason }, 'closed before the inbound protocol began');
+    else if (afterHeader) log().info({ reason }, 'handshake failed');
+    else {
       refused();
       log().info({ reason }, 'PROXY protocol header refused');
-    } else log().debug({ reason }, 'closed before the inbound protocol began');
+    }
     return undefined;
   };
   // Reset before it was accepted (a balancer's check), the socket has no peer address left.
@@ -61,7 +68,7 @@ export async function readProxyPreamble(
   // byte, so that it ends here like a check that sends nothing.
   const next = await readMessage(socket, anyByte, 1);
   if (next.kind !== 'ok') {
-    return next.kind === 'closed' ? closed(next.timedOut, next.reason) : refuse(next.reason);
+    return next.kind === 'closed' ? closed(next.timedOut, next.reason, true) : refuse(next.reason);
   }
   return header.command === 'proxy' ? header.source : peer;
 }
