@@ -5,8 +5,8 @@ export interface Metrics {
   readonly registry: Registry;
   /** One finished session: counted once, with its bytes and how long its connect took. */
   sessionEnded(ended: SessionMetrics): void;
-  /** A connection closed at accept time (max_connections). */
-  connectionRefused(inbound: string, reason: 'max_connections'): void;
+  /** A connection closed before its protocol began (max_connections, a refused PROXY header). */
+  connectionRefused(inbound: string, reason: 'max_connections' | 'proxy_protocol'): void;
   reloaded(ok: boolean): void;
   /** Reads live values (open connections per inbound) at scrape time. */
   observeConnections(read: () => ReadonlyMap<string, number>): void;

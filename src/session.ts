@@ -199,6 +199,7 @@ export function startSession(context: SessionContext, info: SessionInfo, client:
           signal: controller.signal,
           purpose,
           deadline,
+          client: info.source,
           ...(via === undefined ? {} : { via }),
           get log() {
             return log();

@@ -46,23 +46,36 @@ export function amendFromUrls(listen: readonly string[], forward: readonly strin
   };
 }
 
-/** `?cert=FILE&key=FILE` on an https or mixed -L URL: its tls block. */
-function tlsFromQuery(url: string, query: string): Record<string, unknown> {
+const QUERY_HELP =
+  'the parameters are ?cert=FILE&key=FILE, proxy_protocol=required|optional and proxy_protocol_from=CIDR[,CIDR]';
+
+/**
+ * The parameters of an -L URL: `?cert=FILE&key=FILE` (https and mixed: its tls block),
+ * `proxy_protocol=required|optional` and `proxy_protocol_from=CIDR,CIDR`. The schema checks
+ * their values, as it does the file's.
+ */
+function optionsFromQuery(url: string, query: string): Record<string, unknown> {
   if (query === '') return {};
   const params = new URLSearchParams(query);
+  const known = ['cert', 'key', 'proxy_protocol', 'proxy_protocol_from'];
   const cert = params.get('cert');
   const key = params.get('key');
-  const unknown = [...params.keys()].filter((k) => k !== 'cert' && k !== 'key');
-  if (unknown.length > 0 || cert === null || key === null) {
-    throw new UsageError(`-L ${maskUrl(url)}: the only parameters are ?cert=FILE&key=FILE`);
+  const mode = params.get('proxy_protocol');
+  const from = params.get('proxy_protocol_from');
+  if ([...params.keys()].some((k) => !known.includes(k)) || (cert === null) !== (key === null)) {
+    throw new UsageError(`-L ${maskUrl(url)}: ${QUERY_HELP}`);
   }
-  return { tls: { cert, key } };
+  return {
+    ...(cert !== null && key !== null && { tls: { cert, key } }),
+    ...(mode !== null && { proxy_protocol: mode }),
+    ...(from !== null && { proxy_protocol_from: from.split(',') }),
+  };
 }
 
 function inboundFromUrl(text: string): Record<string, unknown> & { name: string } {
   const at = text.indexOf('?');
   const url = at < 0 ? text : text.slice(0, at);
-  const tls = tlsFromQuery(url, at < 0 ? '' : text.slice(at + 1));
+  const options = optionsFromQuery(url, at < 0 ? '' : text.slice(at + 1));
   const parsed = parseInboundUrl(url);
   if (parsed.error !== undefined) throw new UsageError(`-L ${maskUrl(url)}: ${parsed.error}`);
   const { scheme, host, port, username, password } = parsed.value;
@@ -73,7 +86,7 @@ function inboundFromUrl(text: string): Record<string, unknown> & { name: string 
     name: `${scheme}-${port}`,
     type: scheme,
     listen: formatTarget({ host, port }),
-    ...tls,
+    ...options,
     ...(username !== undefined && password !== undefined
       ? { auth: { users: [{ username, password }] } }
       : {}),

@@ -174,8 +174,19 @@ const inbound = (baseDir: string) =>
         )
         .optional(),
       allow: list(cidr).optional(),
+      // A PROXY protocol header (v1 or v2) from a load balancer names the client; off by default.
+      proxy_protocol: z.enum(['required', 'optional']).optional(),
+      // The peers a header is taken from (inbound/access.ts: loopback when absent).
+      proxy_protocol_from: list(cidr).optional(),
     })
     .superRefine((i, ctx) => {
+      if (i.proxy_protocol_from && !i.proxy_protocol) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['proxy_protocol_from'],
+          message: 'proxy_protocol_from applies with proxy_protocol: required or optional only',
+        });
+      }
       if (i.type === 'https' && !i.tls) {
         ctx.addIssue({
           code: 'custom',
@@ -273,6 +284,13 @@ const outbound = (baseDir: string) =>
       tls: tls(baseDir).optional(),
       auth: proxyAuth.optional(),
       chain: z.array(name).min(1).optional(),
+      // A PROXY protocol header (v1 or v2) naming the client, first on the connection to the
+      // first hop (or, for `chain: [direct]`, to the target).
+      send_proxy_protocol: z
+        .union([z.literal(1), z.literal(2)], {
+          error: 'expected 1 or 2 (the PROXY protocol version)',
+        })
+        .optional(),
       fallback: z.array(name).min(1).optional(),
       check: z
         .strictObject({
@@ -294,6 +312,13 @@ const outbound = (baseDir: string) =>
         ctx.addIssue({
           code: 'custom',
           message: 'an outbound has exactly one of url, chain or fallback',
+        });
+      }
+      if (o.send_proxy_protocol !== undefined && o.fallback) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['send_proxy_protocol'],
+          message: 'send_proxy_protocol applies to url and chain outbounds; set it on the members',
         });
       }
       if (o.check && !o.fallback) {

@@ -1,6 +1,10 @@
 import { createAuthenticator, type Authenticator } from '../auth.js';
 import type { InboundConfig } from '../config/schema.js';
+import { parseCidr, type Cidr } from '../cidr.js';
 import { createSourceAllowList } from '../policy.js';
+
+/** Without `proxy_protocol_from`, a header is taken from the local host only. */
+const LOOPBACK = ['127.0.0.0/8', '::1/128'].map((text) => parseCidr(text) as Cidr);
 
 /**
  * What a reload replaces in a running inbound: its configuration entry, its users and its source
@@ -13,6 +17,8 @@ export interface InboundAccess {
   readonly auth: Authenticator | undefined;
   /** Whether a client address is in `allow` (everyone when there is no list). */
   allows(ip: string): boolean;
+  /** Whether a peer may send a PROXY protocol header (`proxy_protocol_from`). */
+  trustsProxyHeaderFrom(ip: string): boolean;
 }
 
 export function createInboundAccess(config: InboundConfig): InboundAccess {
@@ -20,5 +26,6 @@ export function createInboundAccess(config: InboundConfig): InboundAccess {
     config,
     auth: config.auth ? createAuthenticator(config.auth.users) : undefined,
     allows: createSourceAllowList(config.allow),
+    trustsProxyHeaderFrom: createSourceAllowList(config.proxy_protocol_from ?? LOOPBACK),
   };
 }

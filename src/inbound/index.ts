@@ -53,6 +53,7 @@ export function createInbound(initial: InboundAccess, context: InboundContext): 
       return access.auth;
     },
     allows: (ip) => access.allows(ip),
+    trustsProxyHeaderFrom: (ip) => access.trustsProxyHeaderFrom(ip),
     log: context.log,
     runtime: () => context.runtime(),
     nextId: () => context.nextId(),

@@ -2,6 +2,8 @@ import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { ProxyError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { hostToString } from '../target.js';
+import { readProxyPreamble } from './proxy-preamble.js';
+import { normaliseIp, type Endpoint } from './proxy-protocol.js';
 import type { Accepted, Inbound, ProtocolEnv, ProtocolHandler } from './types.js';
 
 /**
@@ -45,8 +47,32 @@ export function createListener(env: ProtocolEnv, handler: ProtocolHandler): Inbo
     refusedSinceLog = 0;
     live.add(socket);
     handshaking.add(socket);
-    const accepted = accept(env, socket, limits.handshake_timeout, handshaking, release);
-    handler.handle(accepted);
+    const connection = accept(env, socket, limits.handshake_timeout, handshaking, release);
+    const mode = env.config.proxy_protocol;
+    if (mode === undefined) {
+      handler.handle(connection.from(connection.peer));
+      return;
+    }
+    // The header comes before the allow decision: its address is the client's.
+    const trusted = env.trustsProxyHeaderFrom(connection.peer.ip);
+    const options = {
+      mode,
+      trusted,
+      peer: connection.peer,
+      log: () => connection.log,
+      refused: () => {
+        env.runtime().metrics.connectionRefused(name, 'proxy_protocol');
+      },
+    };
+    readProxyPreamble(socket, options).then(
+      (client) => {
+        if (client) handler.handle(connection.from(client));
+      },
+      (err: unknown) => {
+        connection.log.error({ err }, 'PROXY protocol header failed');
+        socket.destroy();
+      },
+    );
   });
 
   return {
@@ -71,8 +97,13 @@ export function createListener(env: ProtocolEnv, handler: ProtocolHandler): Inbo
         if (server.listening) server.close();
       } finally {
         handler.close?.();
-        const shutdown = new ProxyError('SHUTDOWN', 'gateway shutting down');
-        for (const socket of handshaking) socket.destroy(shutdown);
+        // Behind a load balancer, a connection accepted in the last moment before the close
+        // has a session to start that no one else will: it may finish its handshake within
+        // the deadline. (The balancer's own checks close by themselves.)
+        if (env.config.proxy_protocol === undefined) {
+          const shutdown = new ProxyError('SHUTDOWN', 'gateway shutting down');
+          for (const socket of handshaking) socket.destroy(shutdown);
+        }
       }
       return Promise.resolve();
     },
@@ -86,6 +117,16 @@ export function createListener(env: ProtocolEnv, handler: ProtocolHandler): Inbo
   };
 }
 
+/** An accepted connection before its client is known (a PROXY protocol header may name it). */
+interface Connection {
+  /** The address the connection comes from. */
+  readonly peer: Endpoint;
+  /** Bound to the inbound and the client address known so far. */
+  readonly log: Logger;
+  /** The connection as the protocol handler sees it, from `client` (decides `allow`). */
+  from(client: Endpoint): Accepted;
+}
+
 /**
  * One accepted connection: its allow decision, made once before any protocol step, and its
  * handshake deadline, one absolute timer from accept until the handler says the request is
@@ -97,12 +138,13 @@ function accept(
   handshakeMs: number,
   handshaking: Set<Socket>,
   release: (socket: Socket) => void,
-): Accepted {
-  const ip = normaliseIp(socket.remoteAddress ?? '');
-  const source = { ip, port: socket.remotePort ?? 0 };
+): Connection {
+  const peer = { ip: normaliseIp(socket.remoteAddress ?? ''), port: socket.remotePort ?? 0 };
+  let source: Endpoint = peer;
   // Created on first use: a healthy connection logs only its access line, via the session.
   let clientLog: Logger | undefined;
-  const log = (): Logger => (clientLog ??= env.log.child({ client: `${ip}:${source.port}` }));
+  const log = (): Logger =>
+    (clientLog ??= env.log.child({ client: `${source.ip}:${source.port}` }));
   let answer: (() => void) | undefined;
   let expired = false;
 
@@ -130,10 +172,8 @@ function accept(
     if (socket.bytesRead === 0 && !expired) log().debug('closed before sending a byte');
   });
 
-  return {
+  const accepted: Omit<Accepted, 'source' | 'allowed'> = {
     socket,
-    source,
-    allowed: env.allows(ip),
     get log() {
       return log();
     },
@@ -147,13 +187,21 @@ function accept(
       answer = lastWord;
     },
   };
+  return {
+    peer,
+    get log() {
+      return log();
+    },
+    from(client) {
+      if (client !== source) {
+        source = client;
+        clientLog = undefined;
+      }
+      return Object.assign(accepted, { source, allowed: env.allows(source.ip) });
+    },
+  };
 }
 
 function ignore(): void {
   // An error before the handler has its own listener: the socket closes, and that is all.
-}
-
-/** `::ffff:127.0.0.1` on a dual-stack listener is the IPv4 client 127.0.0.1. */
-function normaliseIp(ip: string): string {
-  return ip.startsWith('::ffff:') && ip.includes('.') ? ip.slice(7) : ip;
 }

@@ -9,7 +9,8 @@ export interface Inbound {
   listen(): Promise<AddressInfo>;
   /**
    * Stops accepting and closes every connection that has no session in progress: those still in
-   * their handshake, and kept-alive HTTP connections between requests.
+   * their handshake, and kept-alive HTTP connections between requests. Behind a load balancer
+   * (`proxy_protocol`), a connection in its handshake may finish it within the deadline instead.
    */
   close(): Promise<void>;
   /** Resolves once no client connection is left. */
@@ -52,6 +53,8 @@ export interface ProtocolEnv {
   readonly auth: Authenticator | undefined;
   /** Whether a client address is in the current `allow` list (everyone when there is none). */
   allows(ip: string): boolean;
+  /** Whether a peer is in the current `proxy_protocol_from` (loopback when there is none). */
+  trustsProxyHeaderFrom(ip: string): boolean;
   readonly log: Logger;
   /** The configuration generation for a session starting now. */
   runtime(): Runtime;

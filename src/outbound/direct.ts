@@ -6,6 +6,7 @@ import { formatTarget, hostToString, type Target } from '../target.js';
 import type { Duplex } from 'node:stream';
 import { createOriginLink } from './http-link.js';
 import { createHttpPool } from './http-pool.js';
+import { proxyHeader } from './proxy-header.js';
 import type { Connected, DialContext, Outbound } from './types.js';
 
 const DENIED = 'DESTINATION_DENIED';
@@ -52,7 +53,11 @@ export function createDirectOutbound(policy: DestinationPolicy, name = 'direct')
  */
 export function dialTcp(
   target: Target,
-  { signal }: Pick<DialContext, 'signal'>,
+  {
+    signal,
+    client,
+    sendProxyProtocol,
+  }: Pick<DialContext, 'signal' | 'client' | 'sendProxyProtocol'>,
   policy: DestinationPolicy,
   lookup: LookupFunction,
   what = `connect to ${formatTarget(target)}`,
@@ -101,6 +106,8 @@ export function dialTcp(
         reject(forwardingLoop(what));
         return;
       }
+      // Before any byte of the protocol: the far end learns whose connection this is.
+      if (sendProxyProtocol) socket.write(proxyHeader(sendProxyProtocol, client, socket));
       resolve({ stream: socket, bound: undefined });
     });
   });

@@ -7,6 +7,7 @@ import { createDirectOutbound } from './direct.js';
 import { createFallbackOutbound, type MemberStateSink } from './fallback.js';
 import { startHealthChecker, targetOf } from './health-check.js';
 import { createHttpHop } from './http-hop.js';
+import { sendingProxyHeader } from './proxy-header.js';
 import type { SchemePolicy } from './proxy-auth/negotiate-schemes.js';
 import { SCHEME_NAMES } from './proxy-auth/types.js';
 import { createRejectOutbound } from './reject.js';
@@ -75,7 +76,7 @@ export function createOutbounds(
     if (!config) throw new Error(`unknown outbound "${name}"`);
     const outbound = config.fallback
       ? createGroup(config, config.fallback.map(outboundOf), options)
-      : createChain(config.name, hopsOf(config.name, config.name), policy);
+      : createChain(config, hopsOf(config.name, config.name), policy);
     built.set(name, outbound);
     return outbound;
   };
@@ -95,8 +96,13 @@ export function closeOutbounds(outbounds: ReadonlyMap<string, Outbound>): void {
 }
 
 /** A chain of hops, and its UDP side when it has one. */
-function createChain(name: string, hops: readonly Hop[], policy: DestinationPolicy): Outbound {
-  const chain = createChainOutbound(name, hops, policy);
+function createChain(
+  { name, send_proxy_protocol: version }: OutboundConfig,
+  hops: readonly Hop[],
+  policy: DestinationPolicy,
+): Outbound {
+  const plain = createChainOutbound(name, hops, policy);
+  const chain = version === undefined ? plain : sendingProxyHeader(plain, version);
   const udp = chainUdp(hops, policy);
   return udp ? { ...chain, udp } : chain;
 }

@@ -27,6 +27,10 @@ export interface DialContext {
    * HTTP proxy hop sends it on its CONNECT (RFC 9110 §7.6.3), so that a loop is seen.
    */
   readonly via?: readonly string[];
+  /** The session's client, for an outbound that names it to its upstream (PROXY protocol). */
+  readonly client?: { readonly ip: string; readonly port: number };
+  /** The TCP connection this dial opens (to the target or the first proxy) starts with a header. */
+  readonly sendProxyProtocol?: 1 | 2;
 }
 
 /** A stream that already reaches the target, through every hop. */

@@ -163,8 +163,18 @@ export interface RawClient {
   closed(timeoutMs?: number): Promise<void>;
 }
 
-export async function rawConnect(port: number, host = '127.0.0.1'): Promise<RawClient> {
-  const socket = connect({ port, host, allowHalfOpen: true });
+/** `localAddress`: the loopback address to connect from (127.0.0.2…), to be another client. */
+export async function rawConnect(
+  port: number,
+  host = '127.0.0.1',
+  localAddress?: string,
+): Promise<RawClient> {
+  const socket = connect({
+    port,
+    host,
+    allowHalfOpen: true,
+    ...(localAddress && { localAddress }),
+  });
   socket.on('error', () => undefined);
   await once(socket, 'connect');
   let buffered = Buffer.alloc(0);

@@ -47,6 +47,7 @@ export const BINARIES = {
   'ssh-keygen': '/usr/bin/ssh-keygen',
   nc: '/usr/bin/nc.openbsd',
   socat: '/usr/bin/socat',
+  haproxy: '/usr/sbin/haproxy',
 } as const;
 
 /** Modules a program needs beyond its binary (Debian's python3-* packages). */
@@ -449,6 +450,82 @@ export async function startTinyproxy(options: TinyproxyOptions = {}): Promise<Pe
     [port],
     dir,
   );
+}
+
+export interface HaproxyServer {
+  readonly name: string;
+  /** On 127.0.0.1. */
+  readonly port: number;
+}
+
+export interface Haproxy extends Peer {
+  /** Each backend server's status ("UP", "DOWN", "MAINT"…), by name, from the stats socket. */
+  serverStatus(): Promise<ReadonlyMap<string, string>>;
+}
+
+/**
+ * HAProxy in the foreground in TCP mode: one frontend on 127.0.0.1 balancing over `servers`,
+ * each sent a PROXY v2 header (`send-proxy-v2`) and checked over TCP every 200 ms. A connection
+ * a server refuses is retried on another one (`option redispatch 1`), as for a server that
+ * stops listening before its checks have marked it down.
+ */
+export async function startHaproxy(servers: readonly HaproxyServer[]): Promise<Haproxy> {
+  const dir = tempDir('haproxy');
+  const port = await freePort();
+  const stats = join(dir, 'stats.sock');
+  const conf = [
+    'global',
+    `  stats socket ${stats} mode 600 level admin`,
+    '  maxconn 256',
+    'defaults',
+    '  mode tcp',
+    '  timeout connect 2s',
+    '  timeout client 60s',
+    '  timeout server 60s',
+    '  retries 3',
+    '  option redispatch 1',
+    'frontend front',
+    `  bind 127.0.0.1:${port}`,
+    '  default_backend junctions',
+    'backend junctions',
+    '  balance roundrobin',
+    ...servers.map(
+      (server) =>
+        `  server ${server.name} 127.0.0.1:${server.port} send-proxy-v2 check inter 200 fall 1 rise 1`,
+    ),
+  ];
+  writeFileSync(join(dir, 'haproxy.cfg'), `${conf.join('\n')}\n`);
+  const peer = await startPeer(
+    'haproxy',
+    BINARIES.haproxy,
+    ['-db', '-f', join(dir, 'haproxy.cfg')],
+    [port],
+    dir,
+  );
+  return {
+    ...peer,
+    async serverStatus() {
+      const csv = await new Promise<string>((resolve, reject) => {
+        const socket = connect(stats);
+        let text = '';
+        socket.on('data', (chunk: Buffer) => (text += chunk.toString('utf8')));
+        socket.once('error', reject);
+        socket.once('end', () => resolve(text));
+        socket.end('show stat\n');
+      });
+      // "# pxname,svname,…,status,…": one line per proxy and server.
+      const [head = '', ...rows] = csv.split('\n');
+      const columns = head.replace(/^# /, '').split(',');
+      const name = columns.indexOf('svname');
+      const status = columns.indexOf('status');
+      const states = new Map<string, string>();
+      for (const row of rows) {
+        const fields = row.split(',');
+        if (fields[0] === 'junctions') states.set(fields[name] ?? '', fields[status] ?? '');
+      }
+      return states;
+    },
+  };
 }
 
 export interface Sshd extends Peer {
