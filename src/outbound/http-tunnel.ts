@@ -48,7 +48,7 @@ export async function openTunnel(first: Duplex, tunnel: TunnelRequest): Promise<
       if (answer.status !== 407 || auth.credentials === undefined || round >= MAX_ROUNDS) {
         throw answerer.refusal(answer.status, authority);
       }
-      authorization = answerer.answer(answer.challenges);
+      authorization = await answerer.answer(answer.challenges);
       tunnel.log.debug(
         { upstream: label, scheme: answerer.scheme, round },
         'answering the upstream proxy challenge',

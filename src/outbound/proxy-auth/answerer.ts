@@ -11,6 +11,7 @@ import {
   type SchemePolicy,
 } from './negotiate-schemes.js';
 import type {
+  AsyncAuthExchange,
   AuthExchange,
   AuthRequest,
   AuthScheme,
@@ -39,7 +40,9 @@ export interface ChallengeMemory {
 
 /** Picks a scheme on the first 407 and follows its exchange through the next ones. */
 export class ChallengeAnswerer {
-  private exchange: { readonly scheme: AuthScheme; readonly answerer: AuthExchange } | undefined;
+  private exchange:
+    | { readonly scheme: AuthScheme; readonly answerer: AuthExchange | AsyncAuthExchange }
+    | undefined;
   private readonly auth: ProxyAuth;
   private readonly label: string;
   private readonly request: AuthRequest;
@@ -122,10 +125,10 @@ export class ChallengeAnswerer {
   }
 
   /**
-   * The next Proxy-Authorization for a 407 with these Proxy-Authenticate fields; throws
+   * The next Proxy-Authorization for a 407 with these Proxy-Authenticate fields; rejects with
    * UPSTREAM_AUTH_FAILED when there is none to give.
    */
-  answer(fields: readonly string[]): string {
+  async answer(fields: readonly string[]): Promise<string> {
     const challenges = parseChallenges(fields);
     const { credentials, policy } = this.auth;
     if (credentials === undefined) throw this.refusal(407, this.request.uri);
@@ -155,7 +158,7 @@ export class ChallengeAnswerer {
         answerer: choice.scheme.start(this.account(credentials)),
       };
       this.rounds = 0;
-      const first = this.exchange.answerer.answer(choice.challenge, this.request);
+      const first = await this.exchange.answerer.answer(choice.challenge, this.request);
       if (first === undefined) throw this.failed(choice.scheme.title);
       this.answered = choice.challenge;
       this.rounds++;
@@ -163,7 +166,7 @@ export class ChallengeAnswerer {
     }
     const { scheme, answerer } = this.exchange;
     const challenge = challengeFor(challenges, scheme);
-    const next = challenge && answerer.answer(challenge, this.request);
+    const next = challenge && (await answerer.answer(challenge, this.request));
     if (next === undefined) throw this.failed(scheme.title);
     this.answered = challenge;
     this.rounds++;

@@ -30,7 +30,15 @@ export interface AuthExchange {
   answer(challenge: Challenge, request: AuthRequest): string | undefined;
 }
 
-export interface AuthScheme {
+/** An exchange whose answers come from a library that works asynchronously. */
+export interface AsyncAuthExchange {
+  answer(challenge: Challenge, request: AuthRequest): Promise<string | undefined>;
+}
+
+/** `Exchange` narrows what `start` gives: the in-process schemes answer at once. */
+export interface AuthScheme<
+  Exchange extends AuthExchange | AsyncAuthExchange = AuthExchange | AsyncAuthExchange,
+> {
   readonly name: SchemeName;
   /** As errors and logs name it: "Digest". */
   readonly title: string;
@@ -44,7 +52,7 @@ export interface AuthScheme {
    * scheme with several algorithms); undefined when it cannot answer it at all.
    */
   strength(challenge: Challenge): number | undefined;
-  start(credentials: ProxyCredentials): AuthExchange;
+  start(credentials: ProxyCredentials): Exchange;
   /**
    * Schemes whose challenge stays good for later requests (Digest): the answer to `challenge`
    * for its `count`-th use; undefined when it cannot be reused.
