@@ -329,7 +329,7 @@ test('Negotiate by default only: no warning when the binding is missing; none lo
 
 test('a keytab is the process: KRB5_CLIENT_KTNAME, and tickets in a cache of its own', async () => {
   const { log: sink } = capture();
-  const env: NodeJS.ProcessEnv = {};
+  const env: NodeJS.ProcessEnv = { KRB5CCNAME: 'FILE:/tmp/krb5cc_user' };
   const support: KerberosSupport = { binding: undefined };
   const config = configFrom({
     outbounds: [{ name: 'corp', url: 'http://proxy:3128', auth: { keytab: import.meta.filename } }],

@@ -83,7 +83,7 @@ function askingForKerberos(o: OutboundConfig): boolean {
 /**
  * Loads the binding when an outbound may use it, and says so when one that asks for Kerberos
  * cannot have it. A keytab is the process's (the GSS library reads it from the environment):
- * with one, tickets go to a cache in memory, never to the user's.
+ * with one, tickets go to a cache in junction's memory, never to the user's cache.
  */
 export async function prepareKerberos(
   support: KerberosSupport,
@@ -118,5 +118,6 @@ export async function prepareKerberos(
     );
   }
   env.KRB5_CLIENT_KTNAME = `FILE:${keytab}`;
-  env.KRB5CCNAME ??= 'MEMORY:junction';
+  // Not the user's cache: tickets there, for another principal, would be used instead.
+  env.KRB5CCNAME = 'MEMORY:junction';
 }
