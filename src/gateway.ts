@@ -7,6 +7,11 @@ import { createInbound, type ReloadableInbound } from './inbound/index.js';
 import { planInboundReload } from './inbound/reload.js';
 import type { Logger } from './log.js';
 import { closeOutbounds, createOutbounds } from './outbound/index.js';
+import {
+  createKerberosSupport,
+  prepareKerberos,
+  type KerberosSupport,
+} from './outbound/proxy-auth/kerberos.js';
 import { createDestinationPolicy } from './policy.js';
 import { createRouter } from './route/router.js';
 import {
@@ -64,11 +69,12 @@ export function buildRuntime(
   log?: Logger,
   self?: SelfEndpoints,
   sessions: SessionRegistry = createSessionRegistry(),
+  kerberos?: KerberosSupport,
 ): Runtime {
   const policy = createDestinationPolicy(config.limits.deny_destinations, self);
   return {
     router: createRouter(config.rules),
-    outbounds: createOutbounds(config.outbounds, policy, { log, metrics }),
+    outbounds: createOutbounds(config.outbounds, policy, { log, metrics, kerberos }),
     limits: config.limits,
     rules: config.rules,
     accessLog: config.log.access,
@@ -97,7 +103,9 @@ export function createGateway(initial: Config, log: Logger, options: GatewayOpti
   const self = createSelfEndpoints();
   // Sessions are listed by the admin endpoint only: without one, none is tracked.
   const sessions = createSessionRegistry(config.admin !== undefined && options.admin !== false);
-  let runtime = buildRuntime(config, metrics, log, self, sessions);
+  // Negotiate's binding, loaded at start when an outbound may use it.
+  const kerberos = createKerberosSupport();
+  let runtime = buildRuntime(config, metrics, log, self, sessions, kerberos);
   let admin: Admin | undefined;
   const idPrefix = randomBytes(3).toString('hex');
   let sequence = 0;
@@ -116,7 +124,7 @@ export function createGateway(initial: Config, log: Logger, options: GatewayOpti
   const reload = (next: Config): void => {
     // Everything is built before anything is swapped: a throw refuses the whole reload.
     const plan = planInboundReload(initial.inbounds, next.inbounds);
-    const nextRuntime = buildRuntime(next, metrics, log, self, sessions);
+    const nextRuntime = buildRuntime(next, metrics, log, self, sessions, kerberos);
     const previous = runtime;
     config = next;
     runtime = nextRuntime;
@@ -153,6 +161,7 @@ export function createGateway(initial: Config, log: Logger, options: GatewayOpti
       const next = await options.source();
       // A stop that began meanwhile has closed what the new runtime would replace.
       if (stopping) return;
+      await prepareKerberos(kerberos, next.outbounds, log);
       reload(next);
       metrics.reloaded(true);
     } catch (err) {
@@ -186,6 +195,7 @@ export function createGateway(initial: Config, log: Logger, options: GatewayOpti
     },
     async start() {
       bound.clear();
+      await prepareKerberos(kerberos, config.outbounds, log);
       try {
         for (const inbound of inbounds) {
           bound.set(inbound.name, await inbound.listen());

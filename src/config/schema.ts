@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { accessSync, constants, readFileSync } from 'node:fs';
 import { resolve as resolvePath } from 'node:path';
 import { createSecureContext } from 'node:tls';
 import { z } from 'zod';
@@ -251,22 +251,54 @@ const outboundUrl = z.string().superRefine((text, ctx) => {
  * How an http(s) outbound answers its proxy's 407: the schemes it may use, in order of
  * preference, and whether Basic goes with the first request (the default for a URL with a user).
  */
-const proxyAuth = z
-  .strictObject({
-    schemes: z
-      .array(z.enum(['negotiate', 'ntlm', 'digest', 'basic']))
-      .min(1)
-      .optional(),
-    preemptive: z.enum(['basic', 'none']).optional(),
-    // NTLM: the account's domain (or DOMAIN\user, user@domain in the URL) and the workstation
-    // name it sends (none by default).
-    domain: z.string().min(1).optional(),
-    workstation: z.string().min(1).optional(),
-  })
-  .refine(
-    (a) => a.preemptive !== 'basic' || a.schemes === undefined || a.schemes.includes('basic'),
-    { message: 'preemptive: basic needs basic in schemes', path: ['preemptive'] },
-  );
+const proxyAuth = (baseDir: string) =>
+  z
+    .strictObject({
+      schemes: z
+        .array(z.enum(['negotiate', 'ntlm', 'digest', 'basic']))
+        .min(1)
+        .optional(),
+      preemptive: z.enum(['basic', 'none']).optional(),
+      // NTLM: the account's domain (or DOMAIN\user, user@domain in the URL) and the workstation
+      // name it sends (none by default).
+      domain: z.string().min(1).optional(),
+      workstation: z.string().min(1).optional(),
+      // Negotiate: a keytab to take Kerberos credentials from instead of the ticket cache (one per
+      // process), and the proxy's service principal (default HTTP@<proxy host>).
+      keytab: z
+        .string()
+        .min(1)
+        .transform((text, ctx) => {
+          const path = resolvePath(baseDir, text);
+          try {
+            accessSync(path, constants.R_OK);
+            return path;
+          } catch (err) {
+            const reason =
+              (err as NodeJS.ErrnoException).code === 'ENOENT'
+                ? 'no such file'
+                : (err as Error).message;
+            ctx.addIssue({ code: 'custom', message: `cannot read keytab ${path}: ${reason}` });
+            return z.NEVER;
+          }
+        })
+        .optional(),
+      spn: z
+        .string()
+        .regex(/^[^@\s]+@[^@\s]+$/, 'expected a host-based service name: HTTP@proxy.example')
+        .optional(),
+    })
+    .refine(
+      (a) => a.preemptive !== 'basic' || a.schemes === undefined || a.schemes.includes('basic'),
+      { message: 'preemptive: basic needs basic in schemes', path: ['preemptive'] },
+    )
+    .refine(
+      (a) =>
+        (a.keytab === undefined && a.spn === undefined) ||
+        a.schemes === undefined ||
+        a.schemes.includes('negotiate'),
+      { message: 'keytab and spn are for Negotiate: add negotiate to schemes', path: ['schemes'] },
+    );
 
 /** The percent-decoded user of an outbound URL, if it parses and has one. */
 function userOf(url: string | undefined): string | undefined {
@@ -282,7 +314,7 @@ const outbound = (baseDir: string) =>
       password_env: z.string().min(1).optional(),
       password_file: z.string().min(1).optional(),
       tls: tls(baseDir).optional(),
-      auth: proxyAuth.optional(),
+      auth: proxyAuth(baseDir).optional(),
       chain: z.array(name).min(1).optional(),
       // A PROXY protocol header (v1 or v2) naming the client, first on the connection to the
       // first hop (or, for `chain: [direct]`, to the target).

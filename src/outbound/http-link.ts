@@ -93,7 +93,7 @@ export function createProxyLink(stream: Duplex, reuse: Reuse, proxy: UpstreamHtt
         }
         const kept = holdAfter(response, await drain(response.message));
         try {
-          attempts.authorization = answer(response, request, attempts, answerer, proxy);
+          attempts.authorization = await answer(response, request, attempts, answerer, proxy);
         } catch (err) {
           if (kept) stream.destroy();
           throw err;
@@ -117,18 +117,18 @@ export function createProxyLink(stream: Duplex, reuse: Reuse, proxy: UpstreamHtt
  * The Proxy-Authorization answering a 407. A request with a body has been consumed: it cannot
  * be sent again.
  */
-function answer(
+async function answer(
   response: PlainResponse,
   request: PlainRequest,
   attempts: Attempts,
   answerer: ChallengeAnswerer,
   proxy: UpstreamHttpProxy,
-): string {
+): Promise<string> {
   try {
     if (request.body !== undefined || attempts.count >= MAX_CHALLENGES) {
       throw answerer.refusal(407, request.authority);
     }
-    const authorization = answerer.answer(challengeFields(response.message.rawHeaders));
+    const authorization = await answerer.answer(challengeFields(response.message.rawHeaders));
     proxy.log.debug(
       { upstream: proxy.label, scheme: answerer.scheme, round: attempts.count },
       'answering the upstream proxy challenge',

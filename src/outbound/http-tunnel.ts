@@ -7,7 +7,7 @@ import { ProxyError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { formatTarget, type Target } from '../target.js';
 import { sendConnect, skipBody, type ConnectAnswer } from './http-connect-exchange.js';
-import { ChallengeAnswerer, type ProxyAuth } from './proxy-auth/answerer.js';
+import { canAnswer, ChallengeAnswerer, type ProxyAuth } from './proxy-auth/answerer.js';
 import { FIRST_REST_MS } from './proxy-auth/lockout.js';
 import type { AuthRequest } from './proxy-auth/types.js';
 import type { Connected } from './types.js';
@@ -45,10 +45,10 @@ export async function openTunnel(first: Duplex, tunnel: TunnelRequest): Promise<
         if (answer.head.length > 0) stream.unshift(answer.head);
         return { stream, bound: undefined };
       }
-      if (answer.status !== 407 || auth.credentials === undefined || round >= MAX_ROUNDS) {
+      if (answer.status !== 407 || !canAnswer(auth) || round >= MAX_ROUNDS) {
         throw answerer.refusal(answer.status, authority);
       }
-      authorization = answerer.answer(answer.challenges);
+      authorization = await answerer.answer(answer.challenges);
       tunnel.log.debug(
         { upstream: label, scheme: answerer.scheme, round },
         'answering the upstream proxy challenge',
@@ -72,7 +72,7 @@ function headers(tunnel: TunnelRequest, authorization: string | undefined): Reco
     ...(tunnel.via === undefined ? {} : { Via: tunnel.via.join(', ') }),
     ...(authorization === undefined ? {} : { 'Proxy-Authorization': authorization }),
     // node:http says `Connection: close` by default: a proxy would then close after a 407.
-    ...(tunnel.auth.credentials === undefined ? {} : { Connection: 'keep-alive' }),
+    ...(canAnswer(tunnel.auth) ? { Connection: 'keep-alive' } : {}),
   };
 }
 

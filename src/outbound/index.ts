@@ -2,11 +2,13 @@ import type { OutboundConfig } from '../config/schema.js';
 import { parseOutboundUrl, type ProxyUrl } from '../config/url.js';
 import type { Logger } from '../log.js';
 import type { DestinationPolicy } from '../policy.js';
+import { hostToString } from '../target.js';
 import { createChainOutbound } from './chain.js';
 import { createDirectOutbound } from './direct.js';
 import { createFallbackOutbound, type MemberStateSink } from './fallback.js';
 import { startHealthChecker, targetOf } from './health-check.js';
 import { createHttpHop } from './http-hop.js';
+import type { KerberosSupport } from './proxy-auth/kerberos.js';
 import { sendingProxyHeader } from './proxy-header.js';
 import type { SchemePolicy } from './proxy-auth/negotiate-schemes.js';
 import { SCHEME_NAMES } from './proxy-auth/types.js';
@@ -26,6 +28,8 @@ export interface OutboundOptions {
   readonly log?: Logger | undefined;
   /** Receives fallback members' up/down state. */
   readonly metrics?: MemberStateSink | undefined;
+  /** The Kerberos binding for Negotiate, once loaded (prepareKerberos); none: no Negotiate. */
+  readonly kerberos?: KerberosSupport | undefined;
 }
 
 /** A fallback group without `check`: a member marked down is tried again after this long. */
@@ -61,7 +65,7 @@ export function createOutbounds(
       throw new Error(`outbound "${usedBy}": "${name}" cannot be part of a chain`);
     }
     let hops: readonly Hop[];
-    if (config.url !== undefined) hops = [createHop(config, config.url, policy)];
+    if (config.url !== undefined) hops = [createHop(config, config.url, policy, options.kerberos)];
     else if (config.chain) hops = config.chain.flatMap((member) => hopsOf(member, name));
     else
       throw new Error(`outbound "${usedBy}": fallback group "${name}" cannot be part of a chain`);
@@ -165,7 +169,12 @@ function parseable(text: string): boolean {
  * A hop is labelled with its outbound's name: its errors reach clients (an HTTP 502 body), and
  * a client is told which proxy failed and how, never where it is or with which credentials.
  */
-function createHop(config: OutboundConfig, url: string, policy: DestinationPolicy): Hop {
+function createHop(
+  config: OutboundConfig,
+  url: string,
+  policy: DestinationPolicy,
+  kerberos: KerberosSupport | undefined,
+): Hop {
   const { name, tls, password, auth } = config;
   const parsed = parseOutboundUrl(url);
   // Validated by the schema; a failure here would be a bug.
@@ -182,7 +191,7 @@ function createHop(config: OutboundConfig, url: string, policy: DestinationPolic
         servername: tls?.servername,
         insecure: tls?.insecure,
       },
-      schemePolicy(auth, proxy.username !== undefined),
+      schemePolicy(auth, proxy, kerberos),
     );
   }
   const socks = proxy as ProxyUrl<'socks4' | 'socks4a' | 'socks5' | 'socks5h'>;
@@ -191,15 +200,27 @@ function createHop(config: OutboundConfig, url: string, policy: DestinationPolic
   return { ...hop, udp: createSocks5Udp(socks, label, policy) };
 }
 
-/** Pre-emptive Basic is the default for a URL with a user, as long as Basic may be used. */
-function schemePolicy(auth: OutboundConfig['auth'], hasUser: boolean): SchemePolicy {
+/**
+ * Pre-emptive Basic is the default for a URL with a user, as long as Basic may be used.
+ * Negotiate asks for a ticket to `HTTP@<proxy host>` unless `spn` names another service.
+ */
+function schemePolicy(
+  auth: OutboundConfig['auth'],
+  proxy: ProxyUrl<'http' | 'https'>,
+  kerberos: KerberosSupport | undefined,
+): SchemePolicy {
   const schemes = auth?.schemes ?? SCHEME_NAMES;
+  const hasUser = proxy.username !== undefined;
   const preemptive = auth?.preemptive ?? (hasUser && schemes.includes('basic') ? 'basic' : 'none');
   return {
     schemes,
     preemptiveBasic: preemptive === 'basic',
     domain: auth?.domain,
     workstation: auth?.workstation,
+    kerberos: kerberos && {
+      support: kerberos,
+      spn: auth?.spn ?? `HTTP@${hostToString(proxy.host)}`,
+    },
   };
 }
 

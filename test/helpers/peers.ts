@@ -4,6 +4,7 @@ import {
   accessSync,
   chmodSync,
   constants,
+  copyFileSync,
   mkdirSync,
   mkdtempSync,
   readFileSync,
@@ -48,6 +49,12 @@ export const BINARIES = {
   nc: '/usr/bin/nc.openbsd',
   socat: '/usr/bin/socat',
   haproxy: '/usr/sbin/haproxy',
+  // krb5-kdc, krb5-admin-server (kadmin.local), krb5-user; squid's own Kerberos helper.
+  krb5kdc: '/usr/sbin/krb5kdc',
+  kdb5_util: '/usr/sbin/kdb5_util',
+  'kadmin.local': '/usr/sbin/kadmin.local',
+  kinit: '/usr/bin/kinit',
+  negotiate_kerberos_auth: '/usr/lib/squid/negotiate_kerberos_auth',
 } as const;
 
 /** Modules a program needs beyond its binary (Debian's python3-* packages). */
@@ -170,9 +177,11 @@ async function startPeer(
   args: readonly string[],
   ports: readonly [number, ...number[]],
   dir: string,
+  env: NodeJS.ProcessEnv = process.env,
 ): Promise<Peer> {
   const child = spawn(binary, args, {
     cwd: dir,
+    env,
     detached: true, // its own process group: helpers (squid's auth, dante's children) go with it
     stdio: ['ignore', 'ignore', 'pipe'],
   });
@@ -243,6 +252,15 @@ export interface SquidOptions {
    * (offered first when given with others).
    */
   readonly ntlm?: boolean;
+  /**
+   * Negotiate through negotiate_kerberos_auth, accepting tickets for `principal` (in `keytab`)
+   * of the realm that `krb5Config` describes (offered first when given with others).
+   */
+  readonly negotiate?: {
+    readonly keytab: string;
+    readonly principal: string;
+    readonly krb5Config: string;
+  };
   /** Also an https_port with this certificate (PEM files). */
   readonly tls?: { readonly cert: string; readonly key: string };
   /** Target ports squid refuses by its own rules (403). */
@@ -305,6 +323,17 @@ export async function startSquid(options: SquidOptions = {}): Promise<Squid> {
       'http_access deny denied_ports',
     );
   }
+  if (options.negotiate) {
+    // Squid's helper runs as squid's user: it gets its own readable copy of the keytab.
+    const keytab = join(dir, 'squid.keytab');
+    copyFileSync(options.negotiate.keytab, keytab);
+    chmodSync(keytab, 0o644);
+    lines.push(
+      `auth_param negotiate program ${BINARIES.negotiate_kerberos_auth} -k ${keytab} -s ${options.negotiate.principal} -t none`,
+      'auth_param negotiate children 2',
+      'auth_param negotiate keep_alive on',
+    );
+  }
   if (options.ntlm) {
     lines.push(
       'auth_param ntlm program /usr/lib/squid/ntlm_fake_auth',
@@ -330,7 +359,7 @@ export async function startSquid(options: SquidOptions = {}): Promise<Squid> {
       'auth_param basic realm squid-test',
     );
   }
-  if (options.user || options.digest || options.ntlm) {
+  if (options.user || options.digest || options.ntlm || options.negotiate) {
     lines.push('acl authed proxy_auth REQUIRED', 'http_access deny !authed');
   }
   lines.push('http_access allow lo', 'http_access deny all');
@@ -342,6 +371,7 @@ export async function startSquid(options: SquidOptions = {}): Promise<Squid> {
     ['-N', '-f', join(dir, 'squid.conf')],
     ports,
     dir,
+    options.negotiate ? { ...process.env, KRB5_CONFIG: options.negotiate.krb5Config } : undefined,
   );
   const logLines = (file: string): string[] =>
     peer
@@ -367,6 +397,79 @@ export async function startSquid(options: SquidOptions = {}): Promise<Squid> {
         // A log file gives no event to wait on: it is polled, for a bounded time.
         await new Promise((resolve) => setTimeout(resolve, 50));
       }
+    },
+  };
+}
+
+export const KERBEROS_REALM = 'JUNCTION.TEST';
+
+export interface Kdc extends Peer {
+  /** A krb5.conf naming this KDC for KERBEROS_REALM (KRB5_CONFIG for clients and services). */
+  readonly krb5Config: string;
+  /** Adds `name` (`alice`, `HTTP/localhost`) with a random key; the path of its keytab. */
+  addPrincipal(name: string): string;
+}
+
+/**
+ * An MIT KDC for a throwaway realm, on a free loopback port (UDP and TCP), its database and
+ * stash in its own directory. Host names are taken as given (no DNS canonicalisation): the
+ * service principal of `localhost` is HTTP/localhost.
+ */
+export async function startKdc(): Promise<Kdc> {
+  const dir = tempDir('kdc');
+  const port = await freePort();
+  const krb5Config = join(dir, 'krb5.conf');
+  const kdcConfig = join(dir, 'kdc.conf');
+  writeFileSync(
+    krb5Config,
+    [
+      '[libdefaults]',
+      `  default_realm = ${KERBEROS_REALM}`,
+      '  dns_lookup_realm = false',
+      '  dns_lookup_kdc = false',
+      '  rdns = false',
+      '  dns_canonicalize_hostname = false',
+      '[realms]',
+      `  ${KERBEROS_REALM} = {`,
+      `    kdc = 127.0.0.1:${port}`,
+      '  }',
+      '[domain_realm]',
+      `  localhost = ${KERBEROS_REALM}`,
+      '',
+    ].join('\n'),
+    { mode: 0o644 },
+  );
+  writeFileSync(
+    kdcConfig,
+    [
+      '[kdcdefaults]',
+      `  kdc_listen = 127.0.0.1:${port}`,
+      `  kdc_tcp_listen = 127.0.0.1:${port}`,
+      '[realms]',
+      `  ${KERBEROS_REALM} = {`,
+      `    database_name = ${dir}/principal`,
+      `    key_stash_file = ${dir}/stash`,
+      `    acl_file = ${dir}/kadm5.acl`,
+      '  }',
+      '[logging]',
+      `  kdc = FILE:${dir}/kdc.log`,
+      '',
+    ].join('\n'),
+  );
+  const env = { ...process.env, KRB5_CONFIG: krb5Config, KRB5_KDC_PROFILE: kdcConfig };
+  const run = (binary: string, args: readonly string[]): void => {
+    execFileSync(binary, args, { env, stdio: ['ignore', 'ignore', 'pipe'], timeout: 10_000 });
+  };
+  run(BINARIES.kdb5_util, ['-r', KERBEROS_REALM, 'create', '-s', '-P', 'Kdc-master-pw-5']);
+  const peer = await startPeer('krb5kdc', BINARIES.krb5kdc, ['-n'], [port], dir, env);
+  return {
+    ...peer,
+    krb5Config,
+    addPrincipal(name) {
+      const keytab = join(dir, `${name.replace(/\W/g, '_')}.keytab`);
+      run(BINARIES['kadmin.local'], ['-r', KERBEROS_REALM, '-q', `addprinc -randkey ${name}`]);
+      run(BINARIES['kadmin.local'], ['-r', KERBEROS_REALM, '-q', `ktadd -k ${keytab} ${name}`]);
+      return keytab;
     },
   };
 }

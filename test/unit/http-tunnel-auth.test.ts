@@ -325,16 +325,16 @@ test('a wrong password through Digest: UPSTREAM_AUTH_FAILED naming the scheme, 5
 });
 
 test('a proxy offering only schemes junction cannot answer is named in the error', async () => {
-  reset({ offers: ['Negotiate', 'Kerberos'] });
+  reset({ offers: ['Bearer', 'Mutual'] });
   const err = await failure({ preemptive: 'none' });
   assert.equal(err.code, 'UPSTREAM_AUTH_FAILED');
   assert.equal(
     err.message,
-    'upstream proxy "up" offers Negotiate, Kerberos; junction can answer NTLM, Digest, Basic',
+    'upstream proxy "up" offers Bearer, Mutual; junction can answer NTLM, Digest, Basic',
   );
 });
 
-test('schemes naming only what junction cannot do yet: the error says none is available', async () => {
+test('schemes naming only Negotiate without the Kerberos binding: the error says none is available', async () => {
   reset({ offers: ['Negotiate'] });
   const err = await failure({ schemes: ['negotiate'] });
   assert.equal(

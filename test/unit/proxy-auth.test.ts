@@ -170,10 +170,10 @@ test('negotiation follows the configured list', () => {
 });
 
 test('negotiation names what the proxy offers when junction can answer none of it', () => {
-  const choice = chooseScheme(parseChallenges(['Negotiate', 'Kerberos']), DEFAULT_POLICY);
+  const choice = chooseScheme(parseChallenges(['Bearer', 'Mutual']), DEFAULT_POLICY);
   assert.equal(choice.scheme, undefined);
   assert.ok(!choice.scheme);
-  assert.deepEqual(choice.offered, ['Negotiate', 'Kerberos']);
+  assert.deepEqual(choice.offered, ['Bearer', 'Mutual']);
   assert.deepEqual(choice.usable, ['NTLM', 'Digest', 'Basic']);
 });
 

@@ -4,6 +4,7 @@ import { ProxyError } from '../../errors.js';
 import { refusal } from '../http-refusal.js';
 import { parseChallenges, type Challenge } from './challenge.js';
 import type { CredentialLockout } from './lockout.js';
+import { NegotiateUnavailable } from './negotiate.js';
 import {
   challengeFor,
   chooseScheme,
@@ -11,6 +12,7 @@ import {
   type SchemePolicy,
 } from './negotiate-schemes.js';
 import type {
+  AsyncAuthExchange,
   AuthExchange,
   AuthRequest,
   AuthScheme,
@@ -30,6 +32,14 @@ export interface ProxyAuth {
 }
 
 /**
+ * Whether junction has anything to answer a 407 with: the URL's credentials, or Kerberos ones
+ * of the process (Negotiate).
+ */
+export function canAnswer(auth: ProxyAuth): boolean {
+  return auth.credentials !== undefined || usableSchemes(auth.policy).some((s) => s.kerberos);
+}
+
+/**
  * A challenge a scheme may answer again for later requests (Digest, with a growing nonce
  * count), which saves each of them a 407.
  */
@@ -39,7 +49,9 @@ export interface ChallengeMemory {
 
 /** Picks a scheme on the first 407 and follows its exchange through the next ones. */
 export class ChallengeAnswerer {
-  private exchange: { readonly scheme: AuthScheme; readonly answerer: AuthExchange } | undefined;
+  private exchange:
+    | { readonly scheme: AuthScheme; readonly answerer: AuthExchange | AsyncAuthExchange }
+    | undefined;
   private readonly auth: ProxyAuth;
   private readonly label: string;
   private readonly request: AuthRequest;
@@ -100,7 +112,7 @@ export class ChallengeAnswerer {
 
   /** The proxy accepted the last answer: its challenge may serve the next requests. */
   succeeded(): void {
-    if (this.auth.credentials !== undefined) this.auth.lockout.accepted();
+    if (canAnswer(this.auth)) this.auth.lockout.accepted();
     const scheme = this.exchange?.scheme;
     if (scheme?.reuse === undefined || this.answered === undefined) return;
     if (this.auth.memory.last?.challenge === this.answered) return;
@@ -122,13 +134,12 @@ export class ChallengeAnswerer {
   }
 
   /**
-   * The next Proxy-Authorization for a 407 with these Proxy-Authenticate fields; throws
+   * The next Proxy-Authorization for a 407 with these Proxy-Authenticate fields; rejects with
    * UPSTREAM_AUTH_FAILED when there is none to give.
    */
-  answer(fields: readonly string[]): string {
+  async answer(fields: readonly string[]): Promise<string> {
     const challenges = parseChallenges(fields);
-    const { credentials, policy } = this.auth;
-    if (credentials === undefined) throw this.refusal(407, this.request.uri);
+    if (!canAnswer(this.auth)) throw this.refusal(407, this.request.uri);
     if (this.resumed) {
       // The remembered challenge is no longer good (expired nonce, restarted proxy): forget it
       // and start over, as if nothing had been sent.
@@ -136,54 +147,79 @@ export class ChallengeAnswerer {
       this.exchange = undefined;
       this.auth.memory.last = undefined;
     }
-    if (this.exchange === undefined) {
-      // Basic sent before the challenge and refused counts as Basic's one attempt.
-      const excluded = new Set<SchemeName>(this.sentBasic ? ['basic'] : []);
-      if (!this.keepsConnection) {
-        for (const scheme of usableSchemes(policy)) {
-          if (scheme.connectionBound) excluded.add(scheme.name);
-        }
-      }
-      const choice = chooseScheme(challenges, policy, excluded);
-      if (choice.scheme === undefined) {
-        const offered = choice.offered.map((s) => s.toLowerCase());
-        if (this.sentBasic && offered.includes('basic')) throw this.failed('Basic');
-        throw this.unanswerable(choice.offered, choice.usable);
-      }
-      this.exchange = {
-        scheme: choice.scheme,
-        answerer: choice.scheme.start(this.account(credentials)),
-      };
-      this.rounds = 0;
-      const first = this.exchange.answerer.answer(choice.challenge, this.request);
-      if (first === undefined) throw this.failed(choice.scheme.title);
-      this.answered = choice.challenge;
-      this.rounds++;
-      return first;
-    }
+    if (this.exchange === undefined) return this.begin(challenges);
     const { scheme, answerer } = this.exchange;
     const challenge = challengeFor(challenges, scheme);
-    const next = challenge && answerer.answer(challenge, this.request);
+    const next = challenge && (await answerer.answer(challenge, this.request));
     if (next === undefined) throw this.failed(scheme.title);
     this.answered = challenge;
     this.rounds++;
     return next;
   }
 
-  /** The credentials with the account details the policy adds (NTLM's domain, workstation). */
-  private account(credentials: ProxyCredentials): ProxyCredentials {
+  /**
+   * The first answer of the preferred scheme the proxy offers. Negotiate may fail before
+   * anything is sent (no ticket, no KDC): the next scheme is tried then, as browsers do.
+   */
+  private async begin(challenges: readonly Challenge[]): Promise<string> {
+    const { credentials, policy } = this.auth;
+    // Basic sent before the challenge and refused counts as Basic's one attempt.
+    const excluded = new Set<SchemeName>(this.sentBasic ? ['basic'] : []);
+    for (const scheme of usableSchemes(policy)) {
+      if (scheme.connectionBound && !this.keepsConnection) excluded.add(scheme.name);
+      // Without a user in the URL only the process's Kerberos credentials can answer.
+      if (credentials === undefined && !scheme.kerberos) excluded.add(scheme.name);
+    }
+    let unavailable: NegotiateUnavailable | undefined;
+    for (;;) {
+      const choice = chooseScheme(challenges, policy, excluded);
+      if (choice.scheme === undefined) {
+        const offered = choice.offered.map((s) => s.toLowerCase());
+        if (this.sentBasic && offered.includes('basic')) throw this.failed('Basic');
+        if (unavailable) throw this.unavailable(unavailable);
+        if (credentials === undefined) throw refusal(407, this.label, this.request.uri, false);
+        throw this.unanswerable(choice.offered, choice.usable);
+      }
+      const answerer = choice.scheme.start(this.account(credentials));
+      this.exchange = { scheme: choice.scheme, answerer };
+      this.rounds = 0;
+      let first: string | undefined;
+      try {
+        first = await answerer.answer(choice.challenge, this.request);
+      } catch (err) {
+        if (!(err instanceof NegotiateUnavailable)) throw err;
+        unavailable = err;
+        excluded.add(choice.scheme.name);
+        this.exchange = undefined;
+        continue;
+      }
+      if (first === undefined) throw this.failed(choice.scheme.title);
+      this.answered = choice.challenge;
+      this.rounds++;
+      return first;
+    }
+  }
+
+  /**
+   * The credentials with the account details the policy adds (NTLM's domain, workstation;
+   * Negotiate's binding and service principal). Negotiate needs no user from the URL.
+   */
+  private account(credentials: ProxyCredentials | undefined): ProxyCredentials {
     const { policy } = this.auth;
+    const kerberos = policy.kerberos;
+    const binding = kerberos?.support.binding;
     return {
-      ...credentials,
-      domain: credentials.domain ?? policy.domain,
-      workstation: credentials.workstation ?? policy.workstation,
+      ...(credentials ?? { username: '', password: '' }),
+      domain: credentials?.domain ?? policy.domain,
+      workstation: credentials?.workstation ?? policy.workstation,
+      kerberos: kerberos && binding && { binding, spn: kerberos.spn },
     };
   }
 
   refusal(status: number, authority: string): ProxyError {
     if (status === 407 && this.exchange) return this.failed(this.exchange.scheme.title);
     if (status === 407 && this.sentBasic) return this.failed('Basic');
-    return refusal(status, this.label, authority, this.auth.credentials !== undefined);
+    return refusal(status, this.label, authority, canAnswer(this.auth));
   }
 
   /** True when this request's refusal began a lockout streak: the caller logs it once. */
@@ -201,6 +237,14 @@ export class ChallengeAnswerer {
     // Our credentials were refused: they rest before anyone sends them again.
     this.startedLockout = this.auth.lockout.refused(error);
     return error;
+  }
+
+  /** Negotiate could not begin and no other scheme was left: why, without blaming the proxy. */
+  private unavailable(err: NegotiateUnavailable): ProxyError {
+    return new ProxyError(
+      'UPSTREAM_AUTH_FAILED',
+      `upstream proxy ${this.label} authentication failed (Negotiate: ${err.message})`,
+    );
   }
 
   private unanswerable(offered: readonly string[], usable: readonly string[]): ProxyError {

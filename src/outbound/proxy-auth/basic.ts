@@ -7,7 +7,7 @@ export function basicAuthorization(credentials: ProxyCredentials): string {
   return `Basic ${Buffer.from(pair, 'utf8').toString('base64')}`;
 }
 
-export const basic: AuthScheme = {
+export const basic: AuthScheme<AuthExchange> = {
   name: 'basic',
   title: 'Basic',
   connectionBound: false,

@@ -98,7 +98,7 @@ function newCnonce(): string {
   return randomBytes(16).toString('hex');
 }
 
-export const digest: AuthScheme = {
+export const digest: AuthScheme<AuthExchange> = {
   name: 'digest',
   title: 'Digest',
   connectionBound: false,

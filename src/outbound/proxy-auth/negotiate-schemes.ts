@@ -3,15 +3,18 @@
 import { basic } from './basic.js';
 import type { Challenge } from './challenge.js';
 import { digest } from './digest.js';
+import type { KerberosTarget } from './kerberos.js';
+import { negotiate } from './negotiate.js';
 import { ntlm } from './ntlm.js';
 import { SCHEME_NAMES, type AuthScheme, type SchemeName } from './types.js';
 
-/** The schemes junction implements. Negotiate plugs in here as a multi-round scheme. */
-export const AUTH_SCHEMES: Readonly<Partial<Record<SchemeName, AuthScheme>>> = {
+/** The schemes junction implements. */
+export const AUTH_SCHEMES = {
+  negotiate,
   ntlm,
   digest,
   basic,
-};
+} as const satisfies Readonly<Record<SchemeName, AuthScheme>>;
 
 export interface SchemePolicy {
   /** The schemes junction may answer with, in order of preference (default SCHEME_NAMES). */
@@ -21,6 +24,8 @@ export interface SchemePolicy {
   /** NTLM's domain and workstation, completing the credentials of the URL's user. */
   readonly domain?: string | undefined;
   readonly workstation?: string | undefined;
+  /** Negotiate: absent, or without a loaded binding, when the outbound cannot answer it. */
+  readonly kerberos?: KerberosTarget | undefined;
 }
 
 export const DEFAULT_POLICY: SchemePolicy = { schemes: SCHEME_NAMES, preemptiveBasic: false };
@@ -44,7 +49,7 @@ export function chooseScheme(
   exclude: ReadonlySet<SchemeName> = new Set(),
 ): Choice {
   for (const name of policy.schemes) {
-    const scheme = AUTH_SCHEMES[name];
+    const scheme = schemeOf(name, policy);
     if (scheme === undefined || exclude.has(name)) continue;
     const challenge = challengeFor(challenges, scheme);
     if (challenge) return { scheme, challenge };
@@ -57,7 +62,9 @@ export function chooseScheme(
           const name = c.scheme.toLowerCase() as SchemeName;
           // Offered and allowed, yet unanswerable: an algorithm or qop junction does not do.
           const known =
-            AUTH_SCHEMES[name] !== undefined && policy.schemes.includes(name) && !exclude.has(name);
+            policy.schemes.includes(name) &&
+            schemeOf(name, policy) !== undefined &&
+            !exclude.has(name);
           return known ? `${c.scheme} (with parameters junction cannot answer)` : c.scheme;
         }),
       ),
@@ -67,7 +74,14 @@ export function chooseScheme(
 }
 
 export function usableSchemes(policy: SchemePolicy): AuthScheme[] {
-  return policy.schemes.flatMap((name) => AUTH_SCHEMES[name] ?? []);
+  return policy.schemes.flatMap((name) => schemeOf(name, policy) ?? []);
+}
+
+/** The scheme, unless it needs the Kerberos binding and this outbound has none. */
+function schemeOf(name: SchemeName, policy: SchemePolicy): AuthScheme | undefined {
+  const scheme: AuthScheme = AUTH_SCHEMES[name];
+  if (scheme.kerberos && policy.kerberos?.support.binding === undefined) return undefined;
+  return scheme;
 }
 
 /** The challenge of `scheme` in a later 407 of the same exchange (its next round, or stale). */

@@ -106,7 +106,7 @@ export function challengeMessageOf(challenge: Challenge): ChallengeMessage | und
 
 const header = (message: Buffer): string => `NTLM ${message.toString('base64')}`;
 
-export const ntlm: AuthScheme = {
+export const ntlm: AuthScheme<AuthExchange> = {
   name: 'ntlm',
   title: 'NTLM',
   connectionBound: true,

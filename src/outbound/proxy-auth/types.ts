@@ -1,4 +1,5 @@
 import type { Challenge } from './challenge.js';
+import type { KerberosBinding } from './kerberos.js';
 
 /** Every scheme junction knows of, strongest first (the default order of preference). */
 export const SCHEME_NAMES = ['negotiate', 'ntlm', 'digest', 'basic'] as const;
@@ -11,6 +12,8 @@ export interface ProxyCredentials {
   readonly domain?: string | undefined;
   /** NTLM: the workstation name sent with the credentials; none when absent. */
   readonly workstation?: string | undefined;
+  /** Negotiate: the loaded GSS-API binding and the proxy's service principal (`HTTP@host`). */
+  readonly kerberos?: { readonly binding: KerberosBinding; readonly spn: string } | undefined;
 }
 
 /** The request being authorized: Digest signs its method and URI. */
@@ -30,7 +33,18 @@ export interface AuthExchange {
   answer(challenge: Challenge, request: AuthRequest): string | undefined;
 }
 
-export interface AuthScheme {
+/**
+ * An exchange whose answers come from a library that works asynchronously (Negotiate's GSS-API
+ * calls). It rejects with NegotiateUnavailable when it cannot begin at all.
+ */
+export interface AsyncAuthExchange {
+  answer(challenge: Challenge, request: AuthRequest): Promise<string | undefined>;
+}
+
+/** `Exchange` narrows what `start` gives: the in-process schemes answer at once. */
+export interface AuthScheme<
+  Exchange extends AuthExchange | AsyncAuthExchange = AuthExchange | AsyncAuthExchange,
+> {
   readonly name: SchemeName;
   /** As errors and logs name it: "Digest". */
   readonly title: string;
@@ -40,11 +54,16 @@ export interface AuthScheme {
    */
   readonly connectionBound: boolean;
   /**
+   * True for schemes that take the process's Kerberos credentials (Negotiate), not the URL's:
+   * usable only where the binding is loaded, and without a user in the URL.
+   */
+  readonly kerberos?: boolean;
+  /**
    * How well this scheme can answer `challenge` (higher is stronger, for a proxy offering the
    * scheme with several algorithms); undefined when it cannot answer it at all.
    */
   strength(challenge: Challenge): number | undefined;
-  start(credentials: ProxyCredentials): AuthExchange;
+  start(credentials: ProxyCredentials): Exchange;
   /**
    * Schemes whose challenge stays good for later requests (Digest): the answer to `challenge`
    * for its `count`-th use; undefined when it cannot be reused.
