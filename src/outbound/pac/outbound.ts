@@ -38,6 +38,19 @@ const MAX_OUTBOUNDS = 256;
 
 type Answer = { readonly result: PacResult } | { readonly error: string };
 
+/** A loaded PAC file's sandbox, freed once it is replaced and no answer is being worked out. */
+interface Loaded {
+  readonly script: PacScript;
+  busy: number;
+  retired: boolean;
+}
+
+function retire(loaded: Loaded | undefined): void {
+  if (!loaded) return;
+  loaded.retired = true;
+  if (loaded.busy === 0) loaded.script.close();
+}
+
 /**
  * An outbound that asks a PAC file where each target goes: FindProxyForURL(url, host) runs in a
  * sandbox (sandbox.ts), and its answer (result.ts) becomes direct, a proxy, or several tried in
@@ -48,7 +61,7 @@ type Answer = { readonly result: PacResult } | { readonly error: string };
 export function createPacOutbound(options: PacOutboundOptions): Outbound {
   const { name, source, log } = options;
   const shown = describeSource(source);
-  let script: PacScript | undefined;
+  let script: Loaded | undefined;
   let answers = new Map<string, Promise<Answer>>();
   const byAnswer = new Map<string, Outbound>();
   const byEntry = new Map<string, Outbound>();
@@ -59,11 +72,14 @@ export function createPacOutbound(options: PacOutboundOptions): Outbound {
     try {
       const text = await readPacSource(source);
       const compiled = await compilePac(text, { log });
-      if (closed) return;
-      // The sandbox it replaces is dropped with its last reference, once the answers being
-      // worked out with it are done.
-      script = compiled;
+      if (closed) {
+        compiled.close();
+        return;
+      }
+      const previous = script;
+      script = { script: compiled, busy: 0, retired: false };
       answers = new Map();
+      retire(previous);
       log.info({ outbound: name, pac: shown, bytes: Buffer.byteLength(text) }, 'PAC file loaded');
     } catch (err) {
       const reason = err instanceof Error ? err.message : String(err);
@@ -97,9 +113,10 @@ export function createPacOutbound(options: PacOutboundOptions): Outbound {
     });
   }
 
-  const evaluate = async (loaded: PacScript, url: string, host: string): Promise<Answer> => {
+  const evaluate = async (loaded: Loaded, url: string, host: string): Promise<Answer> => {
+    loaded.busy++;
     try {
-      const text = await loaded.findProxy(url, host);
+      const text = await loaded.script.findProxy(url, host);
       const result = parsePacResult(text);
       log?.debug({ outbound: name, url, answer: text.slice(0, 200) }, 'PAC answer');
       if (result.ignored.length > 0) {
@@ -110,6 +127,9 @@ export function createPacOutbound(options: PacOutboundOptions): Outbound {
       const reason = err instanceof Error ? err.message : String(err);
       log?.warn({ outbound: name, url, reason }, 'PAC file gave no answer');
       return { error: reason };
+    } finally {
+      loaded.busy--;
+      if (loaded.retired) retire(loaded);
     }
   };
 
@@ -175,6 +195,7 @@ export function createPacOutbound(options: PacOutboundOptions): Outbound {
     close() {
       closed = true;
       clearTimeout(timer);
+      retire(script);
     },
   };
 }
