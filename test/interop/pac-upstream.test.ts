@@ -256,6 +256,35 @@ test(
   },
 );
 
+test(
+  'a PAC file that cannot be fetched at start: the gateway starts, sessions fail (0x01) until it loads',
+  { skip },
+  async () => {
+    pacServer.set('/late.pac', 503, 'not yet');
+    const late = await startGateway({
+      inbounds: [{ name: 'in', type: 'socks', listen: '127.0.0.1:0' }],
+      outbounds: [{ name: 'corp', pac: pacServer.url('/late.pac'), interval: '100ms' }],
+      rules: [{ outbound: 'corp' }],
+    });
+    try {
+      const failed = await late.waitForLog(
+        (l) => l.msg?.startsWith('PAC file not loaded') === true,
+      );
+      assert.match(String(failed.reason), /HTTP 503/);
+      const refused = await socks5Connect(late.port('in'), '127.0.0.1', direct.port);
+      assert.equal(refused.reply, 0x01);
+      refused.client.socket.destroy();
+      pacServer.set('/late.pac', 200, 'function FindProxyForURL(u, h) { return "DIRECT"; }');
+      await late.waitForLog((l) => l.msg === 'PAC file loaded');
+      const socks = await socks5Connect(late.port('in'), '127.0.0.1', direct.port);
+      assert.equal(socks.reply, 0x00);
+      socks.client.socket.destroy();
+    } finally {
+      await late.stop();
+    }
+  },
+);
+
 test('junction route shows what the PAC file answers for the target', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'junction-pac-'));
   try {

@@ -61,47 +61,50 @@ function retire(loaded: Loaded | undefined): void {
 export function createPacOutbound(options: PacOutboundOptions): Outbound {
   const { name, source, log } = options;
   const shown = describeSource(source);
-  let script: Loaded | undefined;
+  let current: Loaded | undefined;
   let answers = new Map<string, Promise<Answer>>();
   const byAnswer = new Map<string, Outbound>();
   const byEntry = new Map<string, Outbound>();
   let timer: NodeJS.Timeout | undefined;
   let closed = false;
 
-  const load = async (log: Logger): Promise<void> => {
+  const load = async (logger: Logger): Promise<void> => {
     try {
       const text = await readPacSource(source);
-      const compiled = await compilePac(text, { log });
+      const compiled = await compilePac(text, { log: logger });
       if (closed) {
         compiled.close();
         return;
       }
-      const previous = script;
-      script = { script: compiled, busy: 0, retired: false };
+      const previous = current;
+      current = { script: compiled, busy: 0, retired: false };
       answers = new Map();
       retire(previous);
-      log.info({ outbound: name, pac: shown, bytes: Buffer.byteLength(text) }, 'PAC file loaded');
+      logger.info(
+        { outbound: name, pac: shown, bytes: Buffer.byteLength(text) },
+        'PAC file loaded',
+      );
     } catch (err) {
       const reason = err instanceof Error ? err.message : String(err);
-      if (script) {
-        log.warn(
+      if (current) {
+        logger.warn(
           { outbound: name, pac: shown, reason },
           'PAC file not read again: the last one stays',
         );
       } else {
-        log.error(
+        logger.error(
           { outbound: name, pac: shown, reason },
           'PAC file not loaded: sessions through this outbound fail until it is',
         );
       }
     }
   };
-  const schedule = (log: Logger): void => {
+  const schedule = (logger: Logger): void => {
     if (closed) return;
-    const delay = script ? options.intervalMs : Math.min(options.intervalMs, RETRY_UNLOADED_MS);
+    const delay = current ? options.intervalMs : Math.min(options.intervalMs, RETRY_UNLOADED_MS);
     timer = setTimeout(() => {
-      void load(log).then(() => {
-        schedule(log);
+      void load(logger).then(() => {
+        schedule(logger);
       });
     }, delay);
     timer.unref();
@@ -140,7 +143,7 @@ export function createPacOutbound(options: PacOutboundOptions): Outbound {
     signal: AbortSignal,
   ): Promise<PacResult> => {
     await untilAborted(firstLoad, signal);
-    const loaded = script;
+    const loaded = current;
     if (!loaded) throw new ProxyError('UPSTREAM_FAILED', `outbound "${name}": PAC file not loaded`);
     const url = pacUrl(target, purpose);
     let pending = answers.get(url);
@@ -195,7 +198,7 @@ export function createPacOutbound(options: PacOutboundOptions): Outbound {
     close() {
       closed = true;
       clearTimeout(timer);
-      retire(script);
+      retire(current);
     },
   };
 }
