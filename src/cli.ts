@@ -13,9 +13,11 @@ import { amendFromUrls, DEFAULT_LISTEN, UsageError } from './config/one-liner.js
 import type { Config } from './config/schema.js';
 import { buildRuntime, createGateway } from './gateway.js';
 import { createLogger } from './log.js';
+import { askPacOnce } from './outbound/pac/outbound.js';
+import type { PacSource } from './outbound/pac/source.js';
 import { watchProcessFaults } from './process-faults.js';
 import { createRouter } from './route/router.js';
-import { parseHost, parseHostPort } from './target.js';
+import { parseHost, parseHostPort, type Target } from './target.js';
 
 export const EXIT_OK = 0;
 export const EXIT_RUNTIME = 1;
@@ -147,7 +149,9 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
         const rule = decision.rule
           ? `rules[${decision.rule.index}] ${decision.rule.text}`
           : 'no rule matched (default)';
-        io.stdout(`${rule}\noutbound: ${decision.outbound}\n`);
+        const pac = config.outbounds.find((o) => o.name === decision.outbound)?.pac;
+        const answer = pac ? ` (${await pacAnswerText(pac, target)})` : '';
+        io.stdout(`${rule}\noutbound: ${decision.outbound}${answer}\n`);
       },
     );
 
@@ -166,6 +170,15 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
   } catch (err) {
     return reportFailure(err, io, argv.includes('debug'));
   }
+}
+
+/** What a PAC outbound's file answers for `target`, read and run once. */
+async function pacAnswerText(source: PacSource, target: Target): Promise<string> {
+  const asked = await askPacOnce(source, target, createLogger('error'));
+  if ('error' in asked) return `PAC: no answer: ${asked.error}`;
+  const { entries, ignored } = asked.answer;
+  const answer = entries.length > 0 ? entries.map((e) => e.text).join('; ') : 'no usable proxy';
+  return `PAC: ${answer}${ignored.length > 0 ? ` [ignored: ${ignored.join('; ')}]` : ''}`;
 }
 
 /** `--workers`, else `workers:` in the file. */

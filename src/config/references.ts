@@ -30,6 +30,10 @@ export function referenceIssues(doc: Readonly<Record<string, unknown>>): Referen
   const groups = new Set<unknown>(
     outbounds.filter(([, o]) => o.fallback !== undefined).map(([, o]) => o.name),
   );
+  // A PAC outbound picks its proxies per target: there is no fixed hop to chain through.
+  const pacs = new Set<unknown>(
+    outbounds.filter(([, o]) => o.pac !== undefined).map(([, o]) => o.name),
+  );
   for (const [i, o] of outbounds) {
     if ((RESERVED_OUTBOUNDS as readonly unknown[]).includes(o.name)) {
       issues.push({
@@ -46,6 +50,8 @@ export function referenceIssues(doc: Readonly<Record<string, unknown>>): Referen
           issues.push({ path, message: '"reject" cannot be part of a chain' });
         } else if (key === 'chain' && groups.has(value)) {
           issues.push({ path, message: `fallback group "${value}" cannot be part of a chain` });
+        } else if (key === 'chain' && pacs.has(value)) {
+          issues.push({ path, message: `PAC outbound "${value}" cannot be part of a chain` });
         }
       }
     }

@@ -1,4 +1,4 @@
-import { accessSync, constants, readFileSync } from 'node:fs';
+import { accessSync, constants, readFileSync, statSync } from 'node:fs';
 import { resolve as resolvePath } from 'node:path';
 import { createSecureContext } from 'node:tls';
 import { z } from 'zod';
@@ -7,6 +7,7 @@ import { parseHost, parseHostPort, type Target } from '../target.js';
 import { formatDuration, MAX_TIMER_MS, parseDuration } from './duration.js';
 import { readDomainList } from '../route/domain-list.js';
 import type { DomainTable } from '../route/domain-table.js';
+import type { PacSource } from '../outbound/pac/source.js';
 import { readSecret, type SecretSource } from './secret.js';
 import { parseOutboundUrl } from './url.js';
 
@@ -305,6 +306,49 @@ function userOf(url: string | undefined): string | undefined {
   return url === undefined ? undefined : parseOutboundUrl(url).value?.username;
 }
 
+/**
+ * Where a PAC file is: an http:// or https:// URL (fetched at start and every interval), or a
+ * file relative to the configuration file, which must exist when the configuration is loaded.
+ */
+function pacSource(baseDir: string) {
+  return z.string().transform((text, ctx): PacSource => {
+    if (/^[a-z][a-z0-9+.-]*:\/\//i.test(text)) {
+      let url: URL | undefined;
+      try {
+        url = new URL(text);
+      } catch {
+        // Reported below.
+      }
+      const problem = !url
+        ? `bad URL "${text}"`
+        : !/^https?:$/.test(url.protocol)
+          ? 'a PAC file is an http:// or https:// URL, or a file path'
+          : url.username !== '' || url.password !== ''
+            ? 'a PAC URL cannot carry credentials'
+            : undefined;
+      if (problem !== undefined || !url) {
+        ctx.addIssue({ code: 'custom', message: problem ?? `bad URL "${text}"` });
+        return z.NEVER;
+      }
+      return { url: url.href };
+    }
+    const path = resolvePath(baseDir, text);
+    try {
+      if (!statSync(path).isFile()) throw Object.assign(new Error(), { code: 'EISDIR' });
+      accessSync(path, constants.R_OK);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      const reason = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'not a file' : code;
+      ctx.addIssue({
+        code: 'custom',
+        message: `cannot read PAC file ${path}: ${reason ?? 'failed'}`,
+      });
+      return z.NEVER;
+    }
+    return { file: path };
+  });
+}
+
 const outbound = (baseDir: string) =>
   z
     .strictObject({
@@ -324,6 +368,12 @@ const outbound = (baseDir: string) =>
         })
         .optional(),
       fallback: z.array(name).min(1).optional(),
+      // Proxies chosen per target by a PAC file, read again every interval; user and password
+      // (or password_env / password_file) go to every proxy it names.
+      pac: pacSource(baseDir).optional(),
+      interval: duration.optional(),
+      user: z.string().min(1).optional(),
+      password: z.string().min(1).optional(),
       check: z
         .strictObject({
           url: z
@@ -339,19 +389,31 @@ const outbound = (baseDir: string) =>
         .optional(),
     })
     .superRefine((o, ctx) => {
-      const kinds = [o.url, o.chain, o.fallback].filter((v) => v !== undefined).length;
+      const kinds = [o.url, o.chain, o.fallback, o.pac].filter((v) => v !== undefined).length;
       if (kinds !== 1) {
         ctx.addIssue({
           code: 'custom',
-          message: 'an outbound has exactly one of url, chain or fallback',
+          message: 'an outbound has exactly one of url, chain, fallback or pac',
         });
       }
-      if (o.send_proxy_protocol !== undefined && o.fallback) {
+      if (o.send_proxy_protocol !== undefined && (o.fallback || o.pac)) {
         ctx.addIssue({
           code: 'custom',
           path: ['send_proxy_protocol'],
           message: 'send_proxy_protocol applies to url and chain outbounds; set it on the members',
         });
+      }
+      for (const key of ['interval', 'user', 'password'] as const) {
+        if (o[key] !== undefined && o.pac === undefined) {
+          ctx.addIssue({
+            code: 'custom',
+            path: [key],
+            message: `${key} applies to pac outbounds only`,
+          });
+        }
+      }
+      if (o.password !== undefined && o.user === undefined) {
+        ctx.addIssue({ code: 'custom', path: ['password'], message: 'password needs user' });
       }
       if (o.check && !o.fallback) {
         ctx.addIssue({
@@ -360,14 +422,14 @@ const outbound = (baseDir: string) =>
           message: 'check applies to fallback outbounds only',
         });
       }
-      if (o.auth && !/^https?:/.test(o.url ?? '')) {
+      if (o.auth && !/^https?:/.test(o.url ?? '') && o.pac === undefined) {
         ctx.addIssue({
           code: 'custom',
           path: ['auth'],
-          message: 'auth applies to http:// and https:// outbounds only',
+          message: 'auth applies to http://, https:// and pac outbounds only',
         });
       }
-      if (o.auth?.domain !== undefined && /[\\@]/.test(userOf(o.url) ?? '')) {
+      if (o.auth?.domain !== undefined && /[\\@]/.test(o.user ?? userOf(o.url) ?? '')) {
         ctx.addIssue({
           code: 'custom',
           path: ['auth', 'domain'],
@@ -375,29 +437,34 @@ const outbound = (baseDir: string) =>
             "the URL's user names its domain already (DOMAIN\\user or user@domain): give it once",
         });
       }
-      if (o.tls && !o.url?.startsWith('https:')) {
+      if (o.tls && !o.url?.startsWith('https:') && o.pac === undefined) {
         ctx.addIssue({
           code: 'custom',
           path: ['tls'],
-          message: 'tls applies to https:// outbounds only',
+          message: 'tls applies to https:// and pac outbounds only',
         });
       }
     })
     .transform((o, ctx) => {
       const key = o.password_env !== undefined ? 'password_env' : 'password_file';
-      if (o.password_env === undefined && o.password_file === undefined)
-        return { ...o, password: undefined };
+      if (o.password_env === undefined && o.password_file === undefined) return o;
       const url = o.url === undefined ? undefined : parseOutboundUrl(o.url).value;
       const problem =
         o.password_env !== undefined && o.password_file !== undefined
           ? 'give password_env or password_file, not both'
-          : url === undefined
-            ? `${key} applies to url: outbounds only`
-            : url.username === undefined
-              ? `${key} needs a user in the URL (scheme://user@host:port)`
-              : url.password !== undefined
-                ? `the URL has a password already: remove it, or remove ${key}`
-                : undefined;
+          : o.pac !== undefined
+            ? o.user === undefined
+              ? `${key} needs user`
+              : o.password !== undefined
+                ? `give password or ${key}, not both`
+                : undefined
+            : url === undefined
+              ? `${key} applies to pac and url: outbounds only`
+              : url.username === undefined
+                ? `${key} needs a user in the URL (scheme://user@host:port)`
+                : url.password !== undefined
+                  ? `the URL has a password already: remove it, or remove ${key}`
+                  : undefined;
       if (problem !== undefined) {
         ctx.addIssue({ code: 'custom', path: [key], message: problem });
         return z.NEVER;

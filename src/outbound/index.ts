@@ -12,6 +12,8 @@ import type { KerberosSupport } from './proxy-auth/kerberos.js';
 import { sendingProxyHeader } from './proxy-header.js';
 import type { SchemePolicy } from './proxy-auth/negotiate-schemes.js';
 import { SCHEME_NAMES } from './proxy-auth/types.js';
+import { createPacOutbound } from './pac/outbound.js';
+import type { PacSource } from './pac/source.js';
 import { createRejectOutbound } from './reject.js';
 import { createSocksHop } from './socks-hop.js';
 import type { Hop, Outbound } from './types.js';
@@ -36,11 +38,14 @@ export interface OutboundOptions {
 const DEFAULT_RETRY_MS = 30_000;
 /** A fallback group without `check`: how long an attempt may take before the next member. */
 const DEFAULT_ATTEMPT_MS = 5_000;
+/** How often a PAC file is read again without `interval`. */
+export const DEFAULT_PAC_INTERVAL_MS = 600_000;
 
 /**
  * Builds every outbound of a configuration, plus the built-in `direct` and `reject`, each with
  * its UDP side when it has one. A `url:` outbound is a chain of one hop; a chain's members are
- * flattened into its hops (`direct` adds none). A fallback group is built over its members'
+ * flattened into its hops (`direct` adds none); a `pac:` outbound builds its hops per answer of
+ * its PAC file, and carries no UDP. A fallback group is built over its members'
  * outbounds (any kind, another group too), which are built first; a fallback group cannot be
  * part of a chain.
  */
@@ -67,8 +72,10 @@ export function createOutbounds(
     let hops: readonly Hop[];
     if (config.url !== undefined) hops = [createHop(config, config.url, policy, options.kerberos)];
     else if (config.chain) hops = config.chain.flatMap((member) => hopsOf(member, name));
-    else
-      throw new Error(`outbound "${usedBy}": fallback group "${name}" cannot be part of a chain`);
+    else {
+      const what = config.pac === undefined ? 'fallback group' : 'PAC outbound';
+      throw new Error(`outbound "${usedBy}": ${what} "${name}" cannot be part of a chain`);
+    }
     hopsByName.set(name, hops);
     return hops;
   };
@@ -80,7 +87,9 @@ export function createOutbounds(
     if (!config) throw new Error(`unknown outbound "${name}"`);
     const outbound = config.fallback
       ? createGroup(config, config.fallback.map(outboundOf), options)
-      : createChain(config, hopsOf(config.name, config.name), policy);
+      : config.pac
+        ? createPac(config, config.pac, policy, options)
+        : createChain(config, hopsOf(config.name, config.name), policy);
     built.set(name, outbound);
     return outbound;
   };
@@ -166,21 +175,69 @@ function parseable(text: string): boolean {
 }
 
 /**
- * A hop is labelled with its outbound's name: its errors reach clients (an HTTP 502 body), and
- * a client is told which proxy failed and how, never where it is or with which credentials.
+ * A PAC outbound: each proxy its PAC file names is a hop with the outbound's user, password,
+ * tls and auth. A PAC answer with several entries is tried in order, with the timings of a
+ * fallback group without `check`.
  */
+function createPac(
+  config: OutboundConfig,
+  source: PacSource,
+  policy: DestinationPolicy,
+  options: OutboundOptions,
+): Outbound {
+  return createPacOutbound({
+    name: config.name,
+    source,
+    intervalMs: config.interval ?? DEFAULT_PAC_INTERVAL_MS,
+    policy,
+    hopOf: (entry) =>
+      proxyHop(
+        config,
+        {
+          scheme: entry.scheme,
+          host: entry.server.host,
+          port: entry.server.port,
+          username: config.user,
+          password: config.user === undefined ? undefined : config.password,
+        },
+        policy,
+        options.kerberos,
+      ),
+    fallback: { attemptTimeoutMs: DEFAULT_ATTEMPT_MS, retryAfterMs: DEFAULT_RETRY_MS },
+    log: options.log,
+  });
+}
+
 function createHop(
   config: OutboundConfig,
   url: string,
   policy: DestinationPolicy,
   kerberos: KerberosSupport | undefined,
 ): Hop {
-  const { name, tls, password, auth } = config;
+  const { name, password } = config;
   const parsed = parseOutboundUrl(url);
   // Validated by the schema; a failure here would be a bug.
   if (parsed.error !== undefined) throw new Error(`outbound "${name}": ${parsed.error}`);
   // password_env / password_file complete the URL's user (the schema read them).
-  const proxy = password === undefined ? parsed.value : { ...parsed.value, password };
+  return proxyHop(
+    config,
+    password === undefined ? parsed.value : { ...parsed.value, password },
+    policy,
+    kerberos,
+  );
+}
+
+/**
+ * A hop is labelled with its outbound's name: its errors reach clients (an HTTP 502 body), and
+ * a client is told which proxy failed and how, never where it is or with which credentials.
+ */
+function proxyHop(
+  config: OutboundConfig,
+  proxy: ProxyUrl<string>,
+  policy: DestinationPolicy,
+  kerberos: KerberosSupport | undefined,
+): Hop {
+  const { name, tls, auth } = config;
   const label = `"${name}"`;
   if (isHttp(proxy)) {
     return createHttpHop(

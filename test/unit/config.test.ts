@@ -183,7 +183,7 @@ test('a domain list file is read relative to the configuration file', () => {
 
 test('outbounds: url, chain or fallback, exactly one', () => {
   assert.deepEqual(problemsOf('outbounds:\n  - { name: x }\n'), [
-    '2:5: outbounds.0: an outbound has exactly one of url, chain or fallback',
+    '2:5: outbounds.0: an outbound has exactly one of url, chain, fallback or pac',
   ]);
   assert.deepEqual(problemsOf('outbounds:\n  - { name: x, url: "ftp://h:1" }\n'), [
     '2:21: outbounds.0.url: unsupported scheme "ftp" (use http, https, socks4, socks4a, socks5, socks5h)',
