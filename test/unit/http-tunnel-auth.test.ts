@@ -372,7 +372,7 @@ test('auth: applies to http(s) outbounds only, and pre-emptive Basic needs Basic
   assert.throws(
     () =>
       configFrom({ outbounds: [{ name: 's', url: 'socks5://h:1', auth: { schemes: ['basic'] } }] }),
-    /auth applies to http:\/\/ and https:\/\/ outbounds only/,
+    /auth applies to http:\/\/, https:\/\/ and pac outbounds only/,
   );
   assert.throws(
     () =>
