@@ -541,7 +541,7 @@ function userRatesAgree(inbounds: readonly InboundEntry[], ctx: z.core.$Refineme
       } else if (first.rate.up !== u.rate.up || first.rate.down !== u.rate.down) {
         ctx.addIssue({
           code: 'custom',
-          path: ['inbounds', at, 'auth', 'users', index, 'rate'],
+          path: [at, 'auth', 'users', index, 'rate'],
           message: `user "${u.username}" has another rate on inbound "${first.inbound}": a user's rate is shared by all its sessions, give it once or the same`,
         });
       }
@@ -551,34 +551,30 @@ function userRatesAgree(inbounds: readonly InboundEntry[], ctx: z.core.$Refineme
 type InboundEntry = z.output<ReturnType<typeof inbound>>;
 
 export function configSchema(baseDir: string, readList: DomainListReader = readDomainList) {
-  return z
-    .strictObject({
-      // Worker processes sharing every listening port (node:cluster); auto: one per core.
-      workers: z
-        .union([z.number().int().min(1).max(1024), z.literal('auto')], {
-          error: 'expected a number of worker processes (1 or more) or "auto"',
-        })
-        .default(1),
-      log: z
-        .strictObject({
-          level: z.enum(['trace', 'debug', 'info', 'warn', 'error']).default('info'),
-          access: z.boolean().default(true),
-        })
-        .prefault({}),
-      admin: z
-        .strictObject({
-          listen: listenAddress,
-          token: z.string().min(1, 'an empty token would protect nothing').optional(),
-        })
-        .optional(),
-      limits: limits.prefault({}),
-      inbounds: z.array(inbound(baseDir)).default([]),
-      outbounds: z.array(outbound(baseDir)).default([]),
-      rules: z.array(rule(baseDir, readList)).default([]),
-    })
-    .superRefine((c, ctx) => {
-      userRatesAgree(c.inbounds, ctx);
-    });
+  return z.strictObject({
+    // Worker processes sharing every listening port (node:cluster); auto: one per core.
+    workers: z
+      .union([z.number().int().min(1).max(1024), z.literal('auto')], {
+        error: 'expected a number of worker processes (1 or more) or "auto"',
+      })
+      .default(1),
+    log: z
+      .strictObject({
+        level: z.enum(['trace', 'debug', 'info', 'warn', 'error']).default('info'),
+        access: z.boolean().default(true),
+      })
+      .prefault({}),
+    admin: z
+      .strictObject({
+        listen: listenAddress,
+        token: z.string().min(1, 'an empty token would protect nothing').optional(),
+      })
+      .optional(),
+    limits: limits.prefault({}),
+    inbounds: z.array(inbound(baseDir)).superRefine(userRatesAgree).default([]),
+    outbounds: z.array(outbound(baseDir)).default([]),
+    rules: z.array(rule(baseDir, readList)).default([]),
+  });
 }
 
 export type Config = z.output<ReturnType<typeof configSchema>>;
