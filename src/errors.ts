@@ -27,6 +27,7 @@ export type ErrorCode =
   | 'SHUTDOWN'
   | 'CLOSED_BY_ADMIN'
   | 'LIMIT'
+  | 'USER_LIMIT'
   | 'INTERNAL';
 
 /** What is known of an upstream's part in a failure, for those who decide on it (failover). */
@@ -95,6 +96,9 @@ export const REPLIES: Readonly<Record<ErrorCode, Reply>> = {
   SHUTDOWN: { socks5: 0x01, socks4: SOCKS4_FAILED, http: 503 },
   CLOSED_BY_ADMIN: { socks5: 0x01, socks4: SOCKS4_FAILED, http: 503 },
   LIMIT: { socks5: 0x01, socks4: SOCKS4_FAILED, http: 503 },
+  // The user has limits.max_sessions_per_user sessions under way: refused by policy (0x02), and
+  // told to come back later (429, RFC 6585 §4) rather than that junction is down.
+  USER_LIMIT: { socks5: 0x02, socks4: SOCKS4_FAILED, http: 429 },
   INTERNAL: { socks5: 0x01, socks4: SOCKS4_FAILED, http: 500 },
 };
 

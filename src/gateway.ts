@@ -25,6 +25,7 @@ import { startAdmin, type Admin } from './admin.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { createSelfEndpoints, type SelfEndpoints } from './self-endpoints.js';
 import { pacForInbound } from './pac.js';
+import { ratePlan } from './session-limits.js';
 import { formatTarget, hostToString, isLoopback } from './target.js';
 
 export interface Gateway {
@@ -76,6 +77,7 @@ export function buildRuntime(
     router: createRouter(config.rules),
     outbounds: createOutbounds(config.outbounds, policy, { log, metrics, kerberos }),
     limits: config.limits,
+    rates: ratePlan(config),
     rules: config.rules,
     accessLog: config.log.access,
     metrics,
@@ -128,6 +130,8 @@ export function createGateway(initial: Config, log: Logger, options: GatewayOpti
     const previous = runtime;
     config = next;
     runtime = nextRuntime;
+    // The buckets are shared by name across generations: live sessions follow the new rates.
+    sessions.limiter.retune(nextRuntime.rates);
     for (const inbound of inbounds) {
       const access = plan.access.get(inbound.name);
       if (!access) continue;

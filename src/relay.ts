@@ -1,6 +1,8 @@
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { ProxyError, toProxyError } from './errors.js';
+import { pipeAtRate } from './throttled-pipe.js';
+import type { TokenBucket } from './token-bucket.js';
 
 export interface RelayResult {
   /** Bytes from the client to the target, counted from the start of the relay. */
@@ -12,6 +14,12 @@ export interface RelayResult {
 
 type TimedStream = Duplex & { setTimeout?: Socket['setTimeout'] };
 
+/** The buckets each direction is charged to (see throttled-pipe.ts); empty: not limited. */
+export interface RelayRate {
+  readonly up: readonly TokenBucket[];
+  readonly down: readonly TokenBucket[];
+}
+
 /**
  * Joins two connected streams until both directions have ended. A FIN from one side is passed
  * on as a FIN (`pipe` ends its destination) while the other direction keeps flowing; `pipe`
@@ -19,9 +27,15 @@ type TimedStream = Duplex & { setTimeout?: Socket['setTimeout'] };
  * tears both down. Both streams are destroyed when this resolves.
  *
  * Plain `pipe` rather than `stream.pipeline`: pipeline allocates an AbortController and an
- * AbortError per call, which is a measurable share of a short session's cost.
+ * AbortError per call, which is a measurable share of a short session's cost. Only a session
+ * with a `rate` takes the metered pipe; the others keep `pipe` itself.
  */
-export function relay(client: Socket, upstream: TimedStream, idleMs: number): Promise<RelayResult> {
+export function relay(
+  client: Socket,
+  upstream: TimedStream,
+  idleMs: number,
+  rate?: RelayRate,
+): Promise<RelayResult> {
   // Bytes read during the handshake but handed back (unshifted) belong to the relay.
   const readBefore = client.bytesRead - client.readableLength;
   const writtenBefore = client.bytesWritten;
@@ -76,8 +90,13 @@ export function relay(client: Socket, upstream: TimedStream, idleMs: number): Pr
     };
     watch(client, upstream);
     watch(upstream, client);
-    client.pipe(upstream);
-    upstream.pipe(client);
+    if (rate === undefined) {
+      client.pipe(upstream);
+      upstream.pipe(client);
+    } else {
+      pipeAtRate(client, upstream, rate.up);
+      pipeAtRate(upstream, client, rate.down);
+    }
   });
 }
 

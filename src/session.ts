@@ -10,9 +10,10 @@ import {
   type PlainRequest,
   type PlainResponse,
 } from './outbound/plain-request.js';
-import { relay as relayStreams } from './relay.js';
+import { relay as relayStreams, type RelayRate } from './relay.js';
 import type { RouteDecision, Router } from './route/types.js';
 import type { SessionInfo } from './session-info.js';
+import { createSessionLimiter, type RatePlan, type SessionLimiter } from './session-limits.js';
 import { formatTarget } from './target.js';
 
 export type { SessionInfo, Protocol } from './session-info.js';
@@ -24,6 +25,8 @@ export interface Runtime {
   readonly rules: readonly RuleConfig[];
   readonly outbounds: ReadonlyMap<string, Outbound>;
   readonly limits: Limits;
+  /** The rates and the per-user cap for new sessions (session-limits.ts). */
+  readonly rates: RatePlan;
   readonly accessLog: boolean;
   /** Shared by every generation: counters survive reloads. */
   readonly metrics: Metrics;
@@ -54,10 +57,16 @@ export interface SessionRegistry {
   observer: ((record: SessionRecord) => void) | undefined;
   /** Kept only where something lists them (the admin endpoint): otherwise no session pays for it. */
   readonly live: Map<string, LiveSession> | undefined;
+  /** Sessions per user and the rate buckets, shared by the sessions of every generation. */
+  readonly limiter: SessionLimiter;
 }
 
 export function createSessionRegistry(trackLive = false): SessionRegistry {
-  return { observer: undefined, live: trackLive ? new Map() : undefined };
+  return {
+    observer: undefined,
+    live: trackLive ? new Map() : undefined,
+    limiter: createSessionLimiter(),
+  };
 }
 
 export interface SessionContext {
@@ -83,6 +92,13 @@ export interface Session {
   readonly info: SessionInfo;
   readonly log: Logger;
   readonly limits: Limits;
+  /** The buckets its bytes are charged to each way; undefined when no rate applies. */
+  readonly rate: RelayRate | undefined;
+  /**
+   * Why the session may not go on (its user has max_sessions_per_user sessions already): the
+   * inbound answers with it. connect() and request() reject with it too.
+   */
+  readonly refusal: ProxyError | undefined;
   /**
    * Routes and dials. Rejects only with ProxyError, so the inbound can answer in its protocol.
    * `purpose` 'http': the stream will carry plain http:// requests (see DialPurpose). `via`:
@@ -115,10 +131,15 @@ export function startSession(context: SessionContext, info: SessionInfo, client:
   let decision: RouteDecision | undefined;
   let connectSeconds: number | undefined;
   let ended = false;
+  const admitted = runtime.sessions.limiter.admit(info.inbound, info.user, runtime.rates);
+  const admission = admitted instanceof ProxyError ? undefined : admitted;
+  const refusal = admitted instanceof ProxyError ? admitted : undefined;
+  if (refusal) log().warn({ user: info.user, reason: refusal.message }, 'session refused');
 
   const end = ({ up, down, error, extra }: Finish): void => {
     if (ended) return;
     ended = true;
+    admission?.release();
     const result = error ? error.code : 'ok';
     runtime.metrics.sessionEnded({
       inbound: info.inbound,
@@ -175,7 +196,10 @@ export function startSession(context: SessionContext, info: SessionInfo, client:
       return log();
     },
     limits: runtime.limits,
+    rate: admission?.rate,
+    refusal,
     async connect(purpose = 'tunnel', via) {
+      if (refusal) throw refusal;
       const controller = new AbortController();
       const onClientGone = (): void => {
         controller.abort(
@@ -222,7 +246,9 @@ export function startSession(context: SessionContext, info: SessionInfo, client:
     },
     relay(clientSocket, upstream) {
       // No async frame kept for a tunnel's lifetime; relayStreams never rejects.
-      return relayStreams(clientSocket, upstream, runtime.limits.idle_timeout).then(end);
+      return relayStreams(clientSocket, upstream, runtime.limits.idle_timeout, session.rate).then(
+        end,
+      );
     },
     finish: end,
     fail(err) {

@@ -9,6 +9,7 @@ import { readDomainList } from '../route/domain-list.js';
 import type { DomainTable } from '../route/domain-table.js';
 import type { PacSource } from '../outbound/pac/source.js';
 import { readSecret, type SecretSource } from './secret.js';
+import { parseSize } from './size.js';
 import { parseOutboundUrl } from './url.js';
 
 /**
@@ -37,6 +38,38 @@ const duration = z
     }
     return ms;
   });
+
+/**
+ * The lowest rate: the relay meters whole reads (up to 64 KiB), so below this one read would
+ * hold a session still for over a minute.
+ */
+const MIN_RATE = 1000;
+
+/** Bytes per second: a number of bytes, or a size such as 500KB, 10MB, 1GB or 512KiB. */
+const bytesPerSecond = z
+  .union([z.number(), z.string()], { error: 'expected a rate such as 500KB, 10MB or 1GiB' })
+  .transform((value, ctx) => {
+    const bytes = typeof value === 'number' ? value : parseSize(value);
+    if (bytes === undefined || !Number.isSafeInteger(bytes)) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `bad rate "${String(value)}" (use 500KB, 10MB, 1GB, 512KiB, 1MiB or a number of bytes)`,
+      });
+      return z.NEVER;
+    }
+    if (bytes < MIN_RATE) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `${String(value)} is below the lowest rate, 1KB per second; leave the key out for no limit`,
+      });
+      return z.NEVER;
+    }
+    return bytes;
+  });
+
+/** Bytes per second each way; a direction left out is not limited. */
+const rate = z.strictObject({ up: bytesPerSecond.optional(), down: bytesPerSecond.optional() });
+export type RateConfig = z.output<typeof rate>;
 
 /** A list key also accepts a single item, as users write `port: 443`. */
 function list<T extends z.ZodType>(item: T) {
@@ -93,9 +126,10 @@ function secretFrom(
   return secret.value;
 }
 
-type UserEntry =
+type UserEntry = (
   | { readonly username: string; readonly password: string }
-  | { readonly username: string; readonly password_hash: string };
+  | { readonly username: string; readonly password_hash: string }
+) & { readonly rate?: RateConfig };
 
 const user = (baseDir: string) =>
   z
@@ -108,6 +142,8 @@ const user = (baseDir: string) =>
         .optional(),
       password_env: z.string().min(1).optional(),
       password_file: z.string().min(1).optional(),
+      // Shared by all this user's sessions, on every inbound that names the user.
+      rate: rate.optional(),
     })
     .transform((u, ctx): UserEntry => {
       const given = PASSWORD_KEYS.filter((key) => u[key] !== undefined);
@@ -119,9 +155,11 @@ const user = (baseDir: string) =>
         });
         return z.NEVER;
       }
+      const limited = u.rate === undefined ? {} : { rate: u.rate };
       if (u.password_hash !== undefined)
-        return { username: u.username, password_hash: u.password_hash };
-      if (u.password !== undefined) return { username: u.username, password: u.password };
+        return { username: u.username, password_hash: u.password_hash, ...limited };
+      if (u.password !== undefined)
+        return { username: u.username, password: u.password, ...limited };
       const key = u.password_env !== undefined ? 'password_env' : 'password_file';
       const password = secretFrom(u, key, baseDir, ctx);
       if (password === undefined) return z.NEVER;
@@ -129,7 +167,7 @@ const user = (baseDir: string) =>
         ctx.addIssue({ code: 'custom', path: [key], message: 'longer than 255 bytes (RFC 1929)' });
         return z.NEVER;
       }
-      return { username: u.username, password };
+      return { username: u.username, password, ...limited };
     });
 
 /**
@@ -166,6 +204,8 @@ const inbound = (baseDir: string) =>
         })
         .optional(),
       auth: z.strictObject({ users: z.array(user(baseDir)).min(1) }).optional(),
+      // This inbound's own rate, in place of limits.rate.
+      rate: rate.optional(),
       udp: z.boolean().default(true),
       udp_advertise: z
         .string()
@@ -582,7 +622,32 @@ const limits = z.strictObject({
   max_connections: z.number().int().min(1).default(10_000),
   shutdown_grace: duration.default(10_000),
   deny_destinations: z.array(denyItem).default([]),
+  // Each inbound's rate (one bucket per inbound, shared by all its sessions), unless it has its own.
+  rate: rate.optional(),
+  // Live sessions of one user name, over every inbound; past it a new one is refused.
+  max_sessions_per_user: z.number().int().min(1).optional(),
 });
+
+/** A user named on several inbounds has one rate: two entries that differ would be ambiguous. */
+function userRatesAgree(inbounds: readonly InboundEntry[], ctx: z.core.$RefinementCtx): void {
+  const seen = new Map<string, { rate: RateConfig; inbound: string }>();
+  inbounds.forEach((i, at) => {
+    i.auth?.users.forEach((u, index) => {
+      if (u.rate === undefined) return;
+      const first = seen.get(u.username);
+      if (!first) {
+        seen.set(u.username, { rate: u.rate, inbound: i.name });
+      } else if (first.rate.up !== u.rate.up || first.rate.down !== u.rate.down) {
+        ctx.addIssue({
+          code: 'custom',
+          path: [at, 'auth', 'users', index, 'rate'],
+          message: `user "${u.username}" has another rate on inbound "${first.inbound}": a user's rate is shared by all its sessions, give it once or the same`,
+        });
+      }
+    });
+  });
+}
+type InboundEntry = z.output<ReturnType<typeof inbound>>;
 
 export function configSchema(baseDir: string, readList: DomainListReader = readDomainList) {
   return z.strictObject({
@@ -605,7 +670,7 @@ export function configSchema(baseDir: string, readList: DomainListReader = readD
       })
       .optional(),
     limits: limits.prefault({}),
-    inbounds: z.array(inbound(baseDir)).default([]),
+    inbounds: z.array(inbound(baseDir)).superRefine(userRatesAgree).default([]),
     outbounds: z.array(outbound(baseDir)).default([]),
     rules: z.array(rule(baseDir, readList)).default([]),
   });

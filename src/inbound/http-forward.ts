@@ -7,6 +7,8 @@ import { httpStatus, ProxyError, toProxyError, upstreamError } from '../errors.j
 import type { PlainResponse } from '../outbound/plain-request.js';
 import type { Session } from '../session.js';
 import { formatTarget } from '../target.js';
+import { pipeAtRate, readableAtRate } from '../throttled-pipe.js';
+import type { TokenBucket } from '../token-bucket.js';
 import { errorText } from './http-connect.js';
 import { endToEndHeaders, forwardedRequestHeaders, rawHead } from './http-headers.js';
 import type { AbsoluteTarget } from './http-target.js';
@@ -38,7 +40,7 @@ export async function forward(
       authority: at.authority,
       path: at.path,
       headers: forwardedRequestHeaders(req, at.authority, viaEntry),
-      body: bodyless ? undefined : req,
+      body: bodyless ? undefined : readableAtRate(req, session.rate?.up),
       // The client waits for a 100 before sending the body: only the origin may give it.
       onContinue: /^100-continue$/i.test(req.headers.expect ?? '')
         ? () => {
@@ -79,7 +81,7 @@ async function relayResponse(
     message.on('data', (chunk: Buffer) => {
       down += chunk.length;
     });
-    await pipeBody(message, res);
+    await pipeBody(message, res, session.rate?.down);
     complete = true;
     session.finish({ up: response.sent(), down, error: undefined });
   } catch (err) {
@@ -97,13 +99,19 @@ async function relayResponse(
 }
 
 /**
- * Streams a response body to the client with backpressure; resolves when all of it was handed
- * to the client's socket, rejects when either side broke off first. (stream.pipeline would do
- * the same with an AbortController and an exception object per response, a measurable share of
- * a kept-alive request's cost.)
+ * Streams a response body to the client with backpressure, at the rate of `buckets` when the
+ * session has any (throttled-pipe.ts); resolves when all of it was handed to the client's
+ * socket, rejects when either side broke off first. (stream.pipeline would do the same with an
+ * AbortController and an exception object per response, a measurable share of a kept-alive
+ * request's cost.)
  */
-function pipeBody(body: IncomingMessage, res: ServerResponse): Promise<void> {
+function pipeBody(
+  body: IncomingMessage,
+  res: ServerResponse,
+  buckets: readonly TokenBucket[] | undefined,
+): Promise<void> {
   return new Promise((resolve, reject) => {
+    let unpipe = (): void => undefined;
     const cleanup = (): void => {
       body.off('error', onError);
       body.off('close', onBodyClose);
@@ -117,7 +125,7 @@ function pipeBody(body: IncomingMessage, res: ServerResponse): Promise<void> {
     };
     const onError = (err: Error): void => {
       cleanup();
-      body.unpipe(res);
+      unpipe();
       reject(err);
     };
     const onBodyClose = (): void => {
@@ -131,7 +139,7 @@ function pipeBody(body: IncomingMessage, res: ServerResponse): Promise<void> {
     res.once('finish', onFinish);
     res.once('close', onResClose);
     res.on('error', onError);
-    body.pipe(res);
+    unpipe = pipeAtRate(body, res, buckets);
   });
 }
 

@@ -25,6 +25,10 @@ export function createAssociateHandler(env: ProtocolEnv): AssociateHandler {
     const session = openSession({ ...client, protocol: 'socks5-udp' }, client.user, declared);
     // A client outside `allow` never gets here: socks5.ts refuses its every request.
     const { socket } = client.accepted;
+    if (session.refusal) {
+      await refuse(session, socket, session.refusal, replies);
+      return;
+    }
     let relay: UdpSocket;
     try {
       // For a 0.0.0.0 or :: listener, the address this client connected to.
