@@ -16,15 +16,16 @@ export interface Cell {
   readonly inbound: string;
   /** Whether the client authenticated to the inbound. */
   readonly auth: boolean;
-  /** The upstream junction dialled, for inbound × upstream cells: `squid`, `dante socks5h`. */
-  readonly upstream?: string;
 }
 
-export interface CellOutcome extends Cell {
-  readonly ok: boolean;
-}
+/** The protocol a client spoke to junction, in front of an upstream. */
+export type InboundProtocol = 'http' | 'https' | 'socks';
 
-function write(outcome: CellOutcome): void {
+type Outcome =
+  | (Cell & { readonly ok: boolean })
+  | { readonly upstream: string; readonly inbound: InboundProtocol; readonly ok: boolean };
+
+function write(outcome: Outcome): void {
   const file = process.env.JUNCTION_MATRIX_OUT;
   if (!file) return;
   mkdirSync(dirname(file), { recursive: true });
@@ -32,13 +33,21 @@ function write(outcome: CellOutcome): void {
   appendFileSync(file, `${JSON.stringify(outcome)}\n`);
 }
 
-/** Records that `cell` works: call it after the test's assertions. */
-export function recordCell(cell: Cell): void {
-  write({ ...cell, ok: true });
+/** Records that each cell works: call it after the test's assertions. */
+export function recordCell(...cells: Cell[]): void {
+  for (const cell of cells) write({ ...cell, ok: true });
 }
 
 /**
- * Wraps a test body so that its outcome, pass or fail, becomes the cell's: a failing test shows
+ * Records that junction carried traffic to `upstream` (a label: `squid (http://, Basic)`) for
+ * clients speaking each of `inbounds` to it: call it after the test's assertions.
+ */
+export function recordUpstream(upstream: string, ...inbounds: InboundProtocol[]): void {
+  for (const inbound of inbounds) write({ upstream, inbound, ok: true });
+}
+
+/**
+ * Wraps a test body so that its outcome, pass or fail, becomes the cells': a failing test shows
  * as a failing cell, not as a missing one.
  */
 export function proves<A extends unknown[]>(
