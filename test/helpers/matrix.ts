@@ -1,5 +1,5 @@
 import { appendFileSync, mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { dirname, relative } from 'node:path';
 
 /**
  * The interop matrix's raw material: each test that proves a client against an inbound, or an
@@ -29,8 +29,10 @@ function write(outcome: Outcome): void {
   const file = process.env.JUNCTION_MATRIX_OUT;
   if (!file) return;
   mkdirSync(dirname(file), { recursive: true });
+  // The test file that proved it (node --test runs each file as its own process).
+  const source = process.argv[1] ? relative(process.cwd(), process.argv[1]) : '';
   // One short write per line with O_APPEND: test files running in parallel never interleave.
-  appendFileSync(file, `${JSON.stringify(outcome)}\n`);
+  appendFileSync(file, `${JSON.stringify({ ...outcome, source })}\n`);
 }
 
 /** Records that each cell works: call it after the test's assertions. */
