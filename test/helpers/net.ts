@@ -28,6 +28,7 @@ export const sha256 = (data: Buffer): string => createHash('sha256').update(data
 export interface RecordedRequest {
   readonly method: string;
   readonly url: string;
+  readonly httpVersion: string;
   readonly headers: IncomingHttpHeaders;
   readonly rawHeaders: readonly string[];
   readonly remoteAddress: string;
@@ -63,6 +64,7 @@ export async function startHttpOrigin(
       requests.push({
         method: req.method ?? '',
         url: req.url ?? '',
+        httpVersion: req.httpVersion,
         headers: req.headers,
         rawHeaders: req.rawHeaders,
         remoteAddress: req.socket.remoteAddress ?? '',

@@ -43,6 +43,8 @@ export const BINARIES = {
   python3: '/usr/bin/python3',
   git: '/usr/bin/git',
   'git-http-backend': '/usr/lib/git-core/git-http-backend',
+  'apt-get': '/usr/bin/apt-get',
+  'dpkg-deb': '/usr/bin/dpkg-deb',
   sshd: '/usr/sbin/sshd',
   ssh: '/usr/bin/ssh',
   'ssh-keygen': '/usr/bin/ssh-keygen',

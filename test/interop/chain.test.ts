@@ -20,6 +20,7 @@ import {
   type Squid,
 } from '../helpers/peers.js';
 import { socks5Connect } from '../helpers/socks-client.js';
+import { recordUpstream } from '../helpers/matrix.js';
 
 /**
  * Chains of real proxies, each hop reached through the stream of the one before: squid →
@@ -114,6 +115,7 @@ test(
       'microsocks reached the origin',
     );
     await squid.waitForAccess(`CONNECT 127.0.0.1:${microsocks.port} `, before + 1);
+    recordUpstream('chain: squid → microsocks', 'socks');
   },
 );
 
@@ -142,6 +144,7 @@ test(
       viaSquid.every((l) => l.includes(` ${OUTGOING.microsocks} `)),
       'squid reached via microsocks',
     );
+    recordUpstream('chain: microsocks → squid → dante', 'socks', 'http');
   },
 );
 
@@ -157,6 +160,7 @@ test(
     assert.equal(result.stdout.toString(), 'ok\n', result.stderr);
     assert.equal(lastRequest()?.remoteAddress, OUTGOING.squid);
     await squid.waitForAccess(`GET http://127.0.0.1:${origin.port}/tiny?http-last corp`);
+    recordUpstream('chain: microsocks → squid', 'http');
   },
 );
 
@@ -168,6 +172,7 @@ test('`direct` in a chain adds no hop', { skip }, async () => {
   ]);
   assert.equal(result.stdout.toString(), 'ok\n', result.stderr);
   assert.equal(lastRequest()?.remoteAddress, OUTGOING.squid);
+  recordUpstream('chain: direct → squid', 'socks');
 });
 
 test(
@@ -199,6 +204,8 @@ test(
       `GET http://127.0.0.1:${origin.port}/tiny?tls-tls corp`,
     );
     assert.match(line ?? '', new RegExp(` ${OUTGOING.squid.replaceAll('.', '\\.')} `));
+    recordUpstream('chain: squid (https://) → microsocks', 'socks');
+    recordUpstream('chain: squid (https://) → squid (https://)', 'socks', 'http');
   },
 );
 

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestGateway } from '../helpers/gateway.js';
 import { BINARIES, unavailable } from '../helpers/peers.js';
+import { proves } from '../helpers/matrix.js';
 import {
   CLIENT_USER,
   inboundName,
@@ -164,7 +165,7 @@ for (const { scheme, type, auths } of cases) {
     test(
       `git clone with http.proxy=${scheme}://, ${type} inbound, ${auth ? 'with' : 'without'} auth`,
       { skip },
-      async () => {
+      proves({ client: `git http.proxy=${scheme}://`, inbound: type, auth }, async () => {
         const creds = auth ? `${CLIENT_USER.username}:${CLIENT_USER.password}@` : '';
         const proxy = `${scheme}://${creds}127.0.0.1:${g.port(inboundName(type, auth))}`;
         const dest = join(dir, `clone-${scheme}-${type}-${auth}`);
@@ -193,7 +194,7 @@ for (const { scheme, type, auths } of cases) {
         const line = await session;
         assert.equal(line.target, origin.url.slice('http://'.length));
         assert.equal(line.user, auth ? CLIENT_USER.username : undefined);
-      },
+      }),
     );
   }
 }

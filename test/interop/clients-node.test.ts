@@ -10,6 +10,7 @@ import { SocksProxyAgent } from 'socks-proxy-agent';
 import { fetch as undiciFetch, ProxyAgent, request as undiciRequest } from 'undici';
 import type { TestGateway } from '../helpers/gateway.js';
 import { BULK, sha256, startHttpOrigin, type HttpOrigin } from '../helpers/net.js';
+import { proves } from '../helpers/matrix.js';
 import { selfSignedCertificate, unavailable } from '../helpers/peers.js';
 import {
   CLIENT_USER,
@@ -97,64 +98,59 @@ for (const type of ['http', 'mixed'] as const) {
   for (const auth of [false, true]) {
     for (const proxyTunnel of [true, false]) {
       const how = proxyTunnel ? 'CONNECT' : 'forwarding';
-      test(`undici ProxyAgent (${how}) and fetch, ${type} inbound, ${authLabel(auth)}`, async () => {
-        const path = `/tiny?client=undici-fetch-${how}-${type}-${auth}`;
+      const cell = { client: `undici fetch, ProxyAgent (${how})`, inbound: type, auth };
+      test(
+        `undici ProxyAgent (${how}) and fetch, ${type} inbound, ${authLabel(auth)}`,
+        proves(cell, async () => {
+          const path = `/tiny?client=undici-fetch-${how}-${type}-${auth}`;
+          const session = nextSession(g, inboundName(type, auth));
+          const dispatcher = new ProxyAgent({ uri: proxyUrl('http', type, auth), proxyTunnel });
+          try {
+            const res = await undiciFetch(`${origin.url}${path}`, {
+              dispatcher,
+              signal: AbortSignal.timeout(10_000),
+            });
+            assert.equal(res.status, 200);
+            assert.equal(await res.text(), 'ok\n');
+          } finally {
+            await dispatcher.close();
+          }
+          await assertCarried(path, session, auth);
+        }),
+      );
+    }
+
+    const globalCell = { client: "Node's fetch, undici ProxyAgent", inbound: type, auth };
+    test(
+      `Node's global fetch with an undici ProxyAgent, ${type} inbound, ${authLabel(auth)}`,
+      proves(globalCell, async () => {
+        const path = `/bulk?client=global-fetch-${type}-${auth}`;
         const session = nextSession(g, inboundName(type, auth));
-        const dispatcher = new ProxyAgent({ uri: proxyUrl('http', type, auth), proxyTunnel });
+        const dispatcher = new ProxyAgent(proxyUrl('http', type, auth));
         try {
-          const res = await undiciFetch(`${origin.url}${path}`, {
+          // Node 20's fetch runs its own bundled undici, whose types differ from the package's
+          // version; at run time it takes the package's dispatcher as it is.
+          const init = {
             dispatcher,
             signal: AbortSignal.timeout(10_000),
-          });
+          } as unknown as RequestInit;
+          const res = await fetch(`${origin.url}${path}`, init);
           assert.equal(res.status, 200);
-          assert.equal(await res.text(), 'ok\n');
+          assert.equal(sha256(Buffer.from(await res.arrayBuffer())), sha256(BULK));
         } finally {
           await dispatcher.close();
         }
         await assertCarried(path, session, auth);
-      });
-    }
+      }),
+    );
 
-    test(`Node's global fetch with an undici ProxyAgent, ${type} inbound, ${authLabel(auth)}`, async () => {
-      const path = `/bulk?client=global-fetch-${type}-${auth}`;
-      const session = nextSession(g, inboundName(type, auth));
-      const dispatcher = new ProxyAgent(proxyUrl('http', type, auth));
-      try {
-        // Node 20's fetch runs its own bundled undici, whose types differ from the package's
-        // version; at run time it takes the package's dispatcher as it is.
-        const init = { dispatcher, signal: AbortSignal.timeout(10_000) } as unknown as RequestInit;
-        const res = await fetch(`${origin.url}${path}`, init);
-        assert.equal(res.status, 200);
-        assert.equal(sha256(Buffer.from(await res.arrayBuffer())), sha256(BULK));
-      } finally {
-        await dispatcher.close();
-      }
-      await assertCarried(path, session, auth);
-    });
-
-    test(`https-proxy-agent with node:http, ${type} inbound, ${authLabel(auth)}`, async () => {
-      const path = `/tiny?client=https-proxy-agent-${type}-${auth}`;
-      const session = nextSession(g, inboundName(type, auth));
-      const agent = new HttpsProxyAgent(proxyUrl('http', type, auth));
-      try {
-        const res = await getThrough(agent, `${origin.url}${path}`);
-        assert.equal(res.status, 200);
-        assert.equal(res.body.toString('utf8'), 'ok\n');
-      } finally {
-        agent.destroy();
-      }
-      await assertCarried(path, session, auth);
-    });
-  }
-}
-
-for (const type of ['socks', 'mixed'] as const) {
-  for (const scheme of ['socks5h', 'socks5', 'socks4a', 'socks4'] as const) {
-    for (const auth of scheme.startsWith('socks5') ? [false, true] : [false]) {
-      test(`socks-proxy-agent ${scheme}:// with node:http, ${type} inbound, ${authLabel(auth)}`, async () => {
-        const path = `/tiny?client=socks-proxy-agent-${scheme}-${type}-${auth}`;
+    const agentCell = { client: 'https-proxy-agent', inbound: type, auth };
+    test(
+      `https-proxy-agent with node:http, ${type} inbound, ${authLabel(auth)}`,
+      proves(agentCell, async () => {
+        const path = `/tiny?client=https-proxy-agent-${type}-${auth}`;
         const session = nextSession(g, inboundName(type, auth));
-        const agent = new SocksProxyAgent(proxyUrl(scheme, type, auth), { timeout: 10_000 });
+        const agent = new HttpsProxyAgent(proxyUrl('http', type, auth));
         try {
           const res = await getThrough(agent, `${origin.url}${path}`);
           assert.equal(res.status, 200);
@@ -163,7 +159,31 @@ for (const type of ['socks', 'mixed'] as const) {
           agent.destroy();
         }
         await assertCarried(path, session, auth);
-      });
+      }),
+    );
+  }
+}
+
+for (const type of ['socks', 'mixed'] as const) {
+  for (const scheme of ['socks5h', 'socks5', 'socks4a', 'socks4'] as const) {
+    for (const auth of scheme.startsWith('socks5') ? [false, true] : [false]) {
+      const cell = { client: `socks-proxy-agent ${scheme}://`, inbound: type, auth };
+      test(
+        `socks-proxy-agent ${scheme}:// with node:http, ${type} inbound, ${authLabel(auth)}`,
+        proves(cell, async () => {
+          const path = `/tiny?client=socks-proxy-agent-${scheme}-${type}-${auth}`;
+          const session = nextSession(g, inboundName(type, auth));
+          const agent = new SocksProxyAgent(proxyUrl(scheme, type, auth), { timeout: 10_000 });
+          try {
+            const res = await getThrough(agent, `${origin.url}${path}`);
+            assert.equal(res.status, 200);
+            assert.equal(res.body.toString('utf8'), 'ok\n');
+          } finally {
+            agent.destroy();
+          }
+          await assertCarried(path, session, auth);
+        }),
+      );
     }
   }
 }
@@ -173,7 +193,7 @@ for (const auth of [false, true]) {
   test(
     `to an HTTPS origin: undici ProxyAgent and fetch, mixed inbound, ${label}`,
     { skip: tlsSkip },
-    async () => {
+    proves({ client: 'undici fetch, ProxyAgent (CONNECT)', inbound: 'mixed', auth }, async () => {
       const target = tlsOrigin as HttpOrigin;
       const path = `/tiny?client=undici-fetch-https-${auth}`;
       const session = nextSession(g, inboundName('mixed', auth));
@@ -192,7 +212,7 @@ for (const auth of [false, true]) {
         await dispatcher.close();
       }
       await assertCarried(path, session, auth, target);
-    },
+    }),
   );
 
   for (const scheme of ['http', 'socks5h'] as const) {
@@ -200,21 +220,28 @@ for (const auth of [false, true]) {
     test(
       `to an HTTPS origin: ${agentName} with node:https, mixed inbound, ${label}`,
       { skip: tlsSkip },
-      async () => {
-        const target = tlsOrigin as HttpOrigin;
-        const path = `/tiny?client=${agentName}-https-${auth}`;
-        const session = nextSession(g, inboundName('mixed', auth));
-        const url = proxyUrl(scheme, 'mixed', auth);
-        const agent = scheme === 'http' ? new HttpsProxyAgent(url) : new SocksProxyAgent(url);
-        try {
-          const res = await getThrough(agent, `${target.url}${path}`);
-          assert.equal(res.status, 200);
-          assert.equal(res.body.toString('utf8'), 'ok\n');
-        } finally {
-          agent.destroy();
-        }
-        await assertCarried(path, session, auth, target);
-      },
+      proves(
+        {
+          client: scheme === 'http' ? agentName : `${agentName} ${scheme}://`,
+          inbound: 'mixed',
+          auth,
+        },
+        async () => {
+          const target = tlsOrigin as HttpOrigin;
+          const path = `/tiny?client=${agentName}-https-${auth}`;
+          const session = nextSession(g, inboundName('mixed', auth));
+          const url = proxyUrl(scheme, 'mixed', auth);
+          const agent = scheme === 'http' ? new HttpsProxyAgent(url) : new SocksProxyAgent(url);
+          try {
+            const res = await getThrough(agent, `${target.url}${path}`);
+            assert.equal(res.status, 200);
+            assert.equal(res.body.toString('utf8'), 'ok\n');
+          } finally {
+            agent.destroy();
+          }
+          await assertCarried(path, session, auth, target);
+        },
+      ),
     );
   }
 }

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestGateway } from '../helpers/gateway.js';
 import { startHttpOrigin, type HttpOrigin } from '../helpers/net.js';
+import { proves } from '../helpers/matrix.js';
 import { BINARIES, selfSignedCertificate, unavailable } from '../helpers/peers.js';
 import {
   CLIENT_USER,
@@ -100,7 +101,7 @@ for (const { scheme, type } of cases) {
       test(
         `requests to an ${overTls ? 'https' : 'http'} origin with proxy ${scheme}:// on the ${type} inbound (${auth ? 'with' : 'without'} auth)`,
         { skip },
-        async () => {
+        proves({ client: `requests ${scheme}://`, inbound: type, auth }, async () => {
           const target = overTls ? tlsOrigin : origin;
           const path = `/tiny?client=python-requests-${label}`;
           const session = nextSession(g, inboundName(type, auth));
@@ -117,7 +118,7 @@ for (const { scheme, type } of cases) {
           assert.equal(line.target, `127.0.0.1:${target.port}`);
           assert.equal(line.user, auth ? CLIENT_USER.username : undefined);
           assert.equal(line.result, 'ok');
-        },
+        }),
       );
     }
   }
@@ -145,7 +146,7 @@ for (const type of ['socks', 'mixed'] as const) {
     test(
       `PySocks UDP: a DNS query through the ${type} inbound (${auth ? 'with' : 'without'} auth)`,
       { skip },
-      async () => {
+      proves({ client: 'PySocks socksocket UDP', inbound: type, auth }, async () => {
         const session = nextSession(g, inboundName(type, auth));
         const query = dnsQuery(
           0x4000 + dns.seen.length,
@@ -165,7 +166,7 @@ for (const type of ['socks', 'mixed'] as const) {
         assert.equal(received[0]?.address, '127.0.0.1');
         const line = await session;
         assert.equal(line.user, auth ? CLIENT_USER.username : undefined);
-      },
+      }),
     );
   }
 }

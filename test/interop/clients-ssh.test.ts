@@ -6,6 +6,7 @@ import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import type { TestGateway } from '../helpers/gateway.js';
 import { BINARIES, startSshd, unavailable, type Sshd } from '../helpers/peers.js';
+import { proves } from '../helpers/matrix.js';
 import {
   CLIENT_USER,
   inboundName,
@@ -110,20 +111,25 @@ async function assertEchoed(
 }
 
 for (const { nc, type } of cases) {
-  test(`ssh with ProxyCommand nc -X ${nc}, ${type} inbound`, { skip }, async () => {
-    const marker = `through-junction-${nc}-${type}`;
-    const proxy = `127.0.0.1:${g.port(inboundName(type, false))}`;
-    const session = nextSession(g, inboundName(type, false));
-    const result = await sshEcho(`${BINARIES.nc} -X ${nc} -x ${proxy} %h %p`, marker);
-    await assertEchoed(result, marker, session, undefined);
-  });
+  const cell = { client: `ssh ProxyCommand nc -X ${nc}`, inbound: type, auth: false };
+  test(
+    `ssh with ProxyCommand nc -X ${nc}, ${type} inbound`,
+    { skip },
+    proves(cell, async () => {
+      const marker = `through-junction-${nc}-${type}`;
+      const proxy = `127.0.0.1:${g.port(inboundName(type, false))}`;
+      const session = nextSession(g, inboundName(type, false));
+      const result = await sshEcho(`${BINARIES.nc} -X ${nc} -x ${proxy} %h %p`, marker);
+      await assertEchoed(result, marker, session, undefined);
+    }),
+  );
 }
 
 for (const type of ['http', 'mixed'] as const) {
   test(
     `ssh with ProxyCommand socat PROXY: and proxyauth, ${type} inbound with auth`,
     { skip },
-    async () => {
+    proves({ client: 'ssh ProxyCommand socat PROXY', inbound: type, auth: true }, async () => {
       const marker = `through-junction-socat-${type}`;
       const port = g.port(inboundName(type, true));
       const creds = `${CLIENT_USER.username}:${CLIENT_USER.password}`;
@@ -133,7 +139,7 @@ for (const type of ['http', 'mixed'] as const) {
         marker,
       );
       await assertEchoed(result, marker, session, CLIENT_USER.username);
-    },
+    }),
   );
 }
 

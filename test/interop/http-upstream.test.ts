@@ -24,6 +24,7 @@ import {
   type Squid,
 } from '../helpers/peers.js';
 import { socks5Connect } from '../helpers/socks-client.js';
+import { recordUpstream } from '../helpers/matrix.js';
 
 /**
  * junction in front of real HTTP proxies: squid (with Basic auth, and TLS on an https_port) and
@@ -120,6 +121,7 @@ test(
     const asked = await squid.waitForAccess(` CONNECT 127.0.0.1:${origin.port} `);
     assert.equal(asked.length, 1, squid.accessLog().join('\n'));
     assert.match(asked[0] ?? '', / corp /, 'squid saw our credentials');
+    recordUpstream('squid (http://, Basic)', 'socks');
   },
 );
 
@@ -144,6 +146,7 @@ test(
         .accessLog()
         .some((l) => l.includes(`CONNECT 127.0.0.1:${origin.port}`) && l.includes(path)),
     );
+    recordUpstream('squid (http://, Basic)', 'http');
   },
 );
 
@@ -172,6 +175,7 @@ test(
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+    recordUpstream('squid (http://, Basic)', 'http');
   },
 );
 
@@ -187,6 +191,7 @@ test('HTTP in, CONNECT (curl -p) through squid', { skip }, async () => {
   assert.equal(result.exitCode, 0, result.stderr);
   assert.equal(result.stdout.toString(), 'ok\n 200');
   assert.equal(lastRequest()?.remoteAddress, OUTGOING.squid);
+  recordUpstream('squid (http://, Basic)', 'http');
 });
 
 test(
@@ -200,6 +205,7 @@ test(
     assert.equal(forwarded.stdout.toString(), 'ok\n', forwarded.stderr);
     assert.equal(lastRequest()?.remoteAddress, OUTGOING.squid);
     await squid.waitForAccess(`GET http://127.0.0.1:${origin.port}/tiny?tls-absolute corp`);
+    recordUpstream('squid (https://, Basic)', 'http');
   },
 );
 
@@ -290,6 +296,7 @@ test('tinyproxy as the upstream: absolute-form and CONNECT', { skip }, async () 
   assert.equal(tunnelled.exitCode, 0, tunnelled.stderr);
   assert.equal(sha256(tunnelled.stdout), sha256(BULK));
   assert.equal(lastRequest()?.remoteAddress, OUTGOING.tinyproxy);
+  recordUpstream('tinyproxy (http://)', 'http', 'socks');
 });
 
 test(
@@ -323,6 +330,7 @@ test(
     const socks = await socks5Connect(g.port('tiny-wrong'), '127.0.0.1', origin.port);
     assert.equal(socks.reply, 0x01);
     socks.client.socket.destroy();
+    recordUpstream('tinyproxy (http://, Basic)', 'http');
   },
 );
 

@@ -5,6 +5,7 @@ import { BULK, curl, refusedPort, sha256, startHttpOrigin } from '../helpers/net
 import type { HttpOrigin } from '../helpers/net.js';
 import { unavailable } from '../helpers/peers.js';
 import { socks5Connect } from '../helpers/socks-client.js';
+import { recordUpstream } from '../helpers/matrix.js';
 
 /**
  * junction as the upstream of junction: no Debian peer needed, and the upstream's access log
@@ -74,6 +75,8 @@ test('socks5h sends the name to the upstream, socks5 resolves it here', { skip }
   const resolved = await curl(['-x', socksUrl('s5'), `http://localhost:${origin.port}/bulk`]);
   assert.equal(sha256(resolved.stdout), sha256(BULK), resolved.stderr);
   await upstreamLine('socks', (l) => l.target === `127.0.0.1:${origin.port}` && l.result === 'ok');
+  recordUpstream('junction (socks5h://, username)', 'socks');
+  recordUpstream('junction (socks5://, username)', 'socks');
 });
 
 test('socks4a sends the name, socks4 an address', { skip }, async () => {
@@ -87,6 +90,8 @@ test('socks4a sends the name, socks4 an address', { skip }, async () => {
     'open',
     (l) => l.target === `127.0.0.1:${origin.port}` && l.protocol === 'socks4',
   );
+  recordUpstream('junction (socks4a://)', 'socks');
+  recordUpstream('junction (socks4://)', 'socks');
 });
 
 test(
@@ -143,6 +148,7 @@ test(
       'http',
       (l) => l.target === `127.0.0.1:${origin.port}` && l.protocol === 'connect',
     );
+    recordUpstream('junction (http://, Basic)', 'http', 'socks');
   },
 );
 

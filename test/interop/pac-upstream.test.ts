@@ -19,6 +19,7 @@ import {
   type Squid,
 } from '../helpers/peers.js';
 import { socks5Connect } from '../helpers/socks-client.js';
+import { recordUpstream } from '../helpers/matrix.js';
 
 /**
  * A PAC outbound against real proxies: the PAC file, served over HTTP by the test, sends each
@@ -159,6 +160,8 @@ test(
       logged.some((l) => l.includes(`CONNECT 127.0.0.1:${viaSquid.port} ${USER.name}`)),
       logged.join('\n'),
     );
+    recordUpstream('PAC: PROXY squid (Basic)', 'http', 'socks');
+    recordUpstream('PAC: SOCKS dante', 'http', 'socks');
   },
 );
 
@@ -167,6 +170,7 @@ test(
   { skip },
   async () => {
     assert.deepEqual(await arrivals(viaFallback), Array(3).fill(OUTGOING.dante));
+    recordUpstream('PAC: dead PROXY, then SOCKS dante', 'http', 'socks');
   },
 );
 

@@ -24,6 +24,7 @@ import {
 } from '../helpers/peers.js';
 import { socks5Connect } from '../helpers/socks-client.js';
 import { loadKerberos } from '../../src/outbound/proxy-auth/kerberos.js';
+import { recordUpstream } from '../helpers/matrix.js';
 
 /**
  * junction passing a real squid that takes Negotiate (negotiate_kerberos_auth) with tickets of a
@@ -180,6 +181,7 @@ test(
     assert.equal(plain.body, 'ok\n');
     const [get] = await squid.waitForAccess(`/tiny?plain ${PRINCIPAL} `);
     assert.match(get ?? '', / TCP_MISS\/200 \d+ GET http:\/\/127\.0\.0\.1:\d+\/tiny\?plain /);
+    recordUpstream('squid (http://, Negotiate/Kerberos)', 'socks', 'http');
   },
 );
 

@@ -4,6 +4,7 @@ import { startGateway, type TestGateway } from '../helpers/gateway.js';
 import { curl, startHttpOrigin, type HttpOrigin } from '../helpers/net.js';
 import { OUTGOING, startSquid, unavailable, type Squid } from '../helpers/peers.js';
 import { socks5Connect } from '../helpers/socks-client.js';
+import { recordUpstream } from '../helpers/matrix.js';
 
 /**
  * junction passing a real squid that asks for NTLM (ntlm_fake_auth: any user completing the
@@ -106,6 +107,7 @@ test(
       1,
       'one client port: one connection',
     );
+    recordUpstream('squid (http://, NTLM)', 'socks');
   },
 );
 
@@ -154,5 +156,6 @@ test(
       ntlmSquid.connectionLog().join('\n'),
     );
     assert.equal(new Set(gets.map((line) => line[0])).size, 1, 'one connection to squid');
+    recordUpstream('squid (http://, NTLM)', 'http');
   },
 );

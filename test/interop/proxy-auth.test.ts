@@ -4,6 +4,7 @@ import { startGateway, type TestGateway } from '../helpers/gateway.js';
 import { curl, rawConnect, startHttpOrigin, type HttpOrigin } from '../helpers/net.js';
 import { OUTGOING, startSquid, unavailable, type Squid } from '../helpers/peers.js';
 import { socks5Connect } from '../helpers/socks-client.js';
+import { recordUpstream } from '../helpers/matrix.js';
 
 /**
  * junction answering a real squid's 407: Digest through digest_file_auth, Basic negotiated after
@@ -85,6 +86,7 @@ test('SOCKS5 in → squid with Digest (digest_file_auth) → origin', { skip }, 
   assert.equal(answered[3], DIG.name);
   assert.equal(answered[4], '200');
   assert.equal(challenged[0], answered[0], 'the same client port: the same connection');
+  recordUpstream('squid (http://, Digest)', 'socks');
 });
 
 test('the next tunnel through squid reuses the Digest nonce: no second 407', { skip }, async () => {
@@ -131,6 +133,7 @@ test(
     const lines = await basicSquid.waitForAccess(` CONNECT 127.0.0.1:${origin.port} ${BAS.name} `);
     assert.equal(lines.length, 1);
     assert.equal(denied(basicSquid).length, before407 + 1, basicSquid.accessLog().join('\n'));
+    recordUpstream('squid (http://, Basic)', 'socks');
   },
 );
 
@@ -154,5 +157,6 @@ test(
     assert.equal(origin.requests.find((r) => r.url === path)?.remoteAddress, OUTGOING.squid);
     const lines = await digestSquid.waitForAccess(` GET ${origin.url}${path} ${DIG.name} `);
     assert.equal(lines.length, 1, digestSquid.accessLog().join('\n'));
+    recordUpstream('squid (http://, Digest)', 'http');
   },
 );

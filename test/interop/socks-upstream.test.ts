@@ -13,6 +13,7 @@ import {
   type Peer,
 } from '../helpers/peers.js';
 import { socks5Connect } from '../helpers/socks-client.js';
+import { recordUpstream } from '../helpers/matrix.js';
 
 /**
  * junction in front of real SOCKS proxies: dante (SOCKS4 and 5, with and without username
@@ -80,6 +81,7 @@ test(
     const tunnelled = await curl(['-p', '-x', http('dante-5h'), `${origin.url}/tiny`]);
     assert.equal(tunnelled.stdout.toString(), 'ok\n', tunnelled.stderr);
     assert.equal(lastRequest()?.remoteAddress, OUTGOING.dante);
+    recordUpstream('dante (socks5h://)', 'http');
   },
 );
 
@@ -87,6 +89,7 @@ test('HTTP in → microsocks with -u/-P (socks5h, username/password)', { skip },
   const result = await curl(['-x', http('ms'), `${origin.url}/tiny?ms`]);
   assert.equal(result.stdout.toString(), 'ok\n', result.stderr);
   assert.equal(lastRequest()?.remoteAddress, OUTGOING.microsocks);
+  recordUpstream('microsocks (socks5h://, username)', 'http');
 });
 
 test(
@@ -101,6 +104,7 @@ test(
     assert.equal(result.exitCode, 0, result.stderr);
     assert.equal(sha256(result.stdout), sha256(BULK));
     assert.equal(lastRequest()?.remoteAddress, OUTGOING.dante);
+    recordUpstream('dante (socks5h://, username)', 'socks');
   },
 );
 
@@ -136,6 +140,7 @@ test(
     ]);
     assert.equal(named.stdout.toString(), 'ok\n', named.stderr);
     assert.equal(lastRequest()?.remoteAddress, OUTGOING.dante);
+    recordUpstream('dante (socks5://)', 'socks', 'http');
   },
 );
 
@@ -150,6 +155,7 @@ test(
     ]);
     assert.equal(result.stdout.toString(), 'ok\n', result.stderr);
     assert.equal(lastRequest()?.remoteAddress, OUTGOING.dante);
+    recordUpstream('dante (socks4://)', 'http');
   },
 );
 
