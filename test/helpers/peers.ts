@@ -38,6 +38,7 @@ export const BINARIES = {
   dante: '/usr/sbin/danted',
   microsocks: '/usr/bin/microsocks',
   tinyproxy: '/usr/bin/tinyproxy',
+  privoxy: '/usr/sbin/privoxy',
   curl: '/usr/bin/curl',
   openssl: '/usr/bin/openssl',
   python3: '/usr/bin/python3',
@@ -49,6 +50,7 @@ export const BINARIES = {
   nc: '/usr/bin/nc.openbsd',
   socat: '/usr/bin/socat',
   haproxy: '/usr/sbin/haproxy',
+  chromium: '/usr/bin/chromium',
   // krb5-kdc, krb5-admin-server (kadmin.local), krb5-user; squid's own Kerberos helper.
   krb5kdc: '/usr/sbin/krb5kdc',
   kdb5_util: '/usr/sbin/kdb5_util',
