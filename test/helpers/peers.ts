@@ -38,6 +38,7 @@ export const BINARIES = {
   dante: '/usr/sbin/danted',
   microsocks: '/usr/bin/microsocks',
   tinyproxy: '/usr/bin/tinyproxy',
+  privoxy: '/usr/sbin/privoxy',
   curl: '/usr/bin/curl',
   openssl: '/usr/bin/openssl',
   python3: '/usr/bin/python3',
@@ -51,6 +52,7 @@ export const BINARIES = {
   nc: '/usr/bin/nc.openbsd',
   socat: '/usr/bin/socat',
   haproxy: '/usr/sbin/haproxy',
+  chromium: '/usr/bin/chromium',
   // krb5-kdc, krb5-admin-server (kadmin.local), krb5-user; squid's own Kerberos helper.
   krb5kdc: '/usr/sbin/krb5kdc',
   kdb5_util: '/usr/sbin/kdb5_util',
@@ -552,6 +554,49 @@ export async function startTinyproxy(options: TinyproxyOptions = {}): Promise<Pe
     'tinyproxy',
     BINARIES.tinyproxy,
     ['-d', '-c', join(dir, 'tinyproxy.conf')],
+    [port],
+    dir,
+  );
+}
+
+/**
+ * Privoxy in the foreground as a plain forwarding proxy: no filtering, CONNECT allowed to every
+ * port, and a common-log-format line per request in privoxy.log, showing what it was asked
+ * (`"CONNECT host:port HTTP/1.1" 200` or the absolute-form URL). It has no setting for the
+ * address its outgoing connections come from: its log is the proof of the path.
+ */
+export async function startPrivoxy(): Promise<Peer> {
+  const dir = tempDir('privoxy');
+  const port = await freePort();
+  writeFileSync(join(dir, 'forward.action'), '{ +limit-connect{-} }\n/\n');
+  const conf = [
+    `confdir ${dir}`,
+    'templdir /etc/privoxy/templates',
+    'actionsfile forward.action',
+    `listen-address 127.0.0.1:${port}`,
+    // 512: one common-log-format line per request; 8192: errors.
+    'debug 512',
+    'debug 8192',
+    'enable-remote-toggle 0',
+    'enable-edit-actions 0',
+    'enable-remote-http-toggle 0',
+    'accept-intercepted-requests 0',
+    'forwarded-connect-retries 0',
+    'keep-alive-timeout 5',
+    'socket-timeout 30',
+  ];
+  writeFileSync(join(dir, 'config'), `${conf.join('\n')}\n`);
+  // In the foreground privoxy logs to stderr only: the shell sends that to the log file.
+  return startPeer(
+    'privoxy',
+    '/bin/sh',
+    [
+      '-c',
+      'exec "$0" --no-daemon "$1" 2>"$2"',
+      BINARIES.privoxy,
+      join(dir, 'config'),
+      join(dir, 'privoxy.log'),
+    ],
     [port],
     dir,
   );
