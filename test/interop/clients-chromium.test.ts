@@ -8,6 +8,7 @@ import { startGateway, type LogLine, type TestGateway } from '../helpers/gateway
 import { startHttpOrigin, type HttpOrigin } from '../helpers/net.js';
 import { selfSignedCertificate, unavailable } from '../helpers/peers.js';
 import { serveWebSocketEcho, type WebSocketUpgrade } from '../helpers/websocket-echo.js';
+import { recordCell } from '../helpers/matrix.js';
 
 /**
  * Headless Chromium against junction's http, socks and mixed inbounds, configured with
@@ -69,6 +70,8 @@ after(async () => {
 interface Case {
   /** Names the screenshot. */
   readonly name: string;
+  /** How the interop matrix names the client's proxy setting. */
+  readonly matrix: string;
   readonly title: string;
   readonly inbound: string;
   /** Chromium's proxy flags. */
@@ -97,6 +100,7 @@ const proxyServer = (scheme: string, inbound: string) => (): string[] => [
 const cases: Case[] = [
   {
     name: 'http',
+    matrix: '--proxy-server=http://',
     title: '--proxy-server http:// on the http inbound',
     inbound: 'http',
     flags: proxyServer('http', 'http'),
@@ -106,6 +110,7 @@ const cases: Case[] = [
   },
   {
     name: 'socks5',
+    matrix: '--proxy-server=socks5://',
     title: '--proxy-server socks5:// on the socks inbound',
     inbound: 'socks',
     flags: proxyServer('socks5', 'socks'),
@@ -116,6 +121,7 @@ const cases: Case[] = [
   },
   {
     name: 'mixed-http',
+    matrix: '--proxy-server=http://',
     title: '--proxy-server http:// on the mixed inbound',
     inbound: 'mixed',
     flags: proxyServer('http', 'mixed'),
@@ -125,6 +131,7 @@ const cases: Case[] = [
   },
   {
     name: 'mixed-socks5',
+    matrix: '--proxy-server=socks5://',
     title: '--proxy-server socks5:// on the mixed inbound',
     inbound: 'mixed',
     flags: proxyServer('socks5', 'mixed'),
@@ -134,6 +141,7 @@ const cases: Case[] = [
   },
   {
     name: 'pac',
+    matrix: '--proxy-pac-url',
     title: '--proxy-pac-url, the PAC file the http inbound serves',
     inbound: 'http',
     flags: () => [`--proxy-pac-url=http://127.0.0.1:${g.port('http')}/proxy.pac`],
@@ -225,6 +233,7 @@ for (const c of cases) {
         assert.equal(line.result, 'ok', JSON.stringify(line));
         assert.equal(line.outbound, 'loopback');
       }
+      recordCell({ client: `Chromium ${c.matrix}`, inbound: c.inbound, auth: false });
     });
   });
 }

@@ -15,6 +15,7 @@ import {
 } from '../helpers/net.js';
 import { startPrivoxy, unavailable, type Peer } from '../helpers/peers.js';
 import { eventually } from '../helpers/wait.js';
+import { recordUpstream } from '../helpers/matrix.js';
 
 /**
  * junction in front of privoxy, an HTTP forwarding proxy: a SOCKS5 client's stream goes to it as
@@ -79,6 +80,7 @@ test('SOCKS5 in → privoxy: the stream goes to privoxy as CONNECT (4 MiB)', { s
   assert.equal(session.protocol, 'socks5');
   assert.equal(session.outbound, 'privoxy');
   assert.equal(session.result, 'ok');
+  recordUpstream('privoxy (http://)', 'socks');
 });
 
 test('HTTP in, plain GET → privoxy: absolute-form, not CONNECT (4 MiB)', { skip }, async () => {
@@ -98,6 +100,7 @@ test('HTTP in, plain GET → privoxy: absolute-form, not CONNECT (4 MiB)', { ski
       `"GET http://127\\.0\\.0\\.1:${origin.port}/bulk\\?via=http-privoxy HTTP/1\\.1" 200 ${BULK_SIZE}$`,
     ),
   );
+  recordUpstream('privoxy (http://)', 'http');
 });
 
 test(
