@@ -611,6 +611,8 @@ export interface HaproxyServer {
 export interface Haproxy extends Peer {
   /** Each backend server's status ("UP", "DOWN", "MAINT"…), by name, from the stats socket. */
   serverStatus(): Promise<ReadonlyMap<string, string>>;
+  /** One command on the stats socket (`set server junctions/a state drain`); its answer. */
+  command(line: string): Promise<string>;
 }
 
 /**
@@ -652,17 +654,20 @@ export async function startHaproxy(servers: readonly HaproxyServer[]): Promise<H
     [port],
     dir,
   );
+  const command = (line: string): Promise<string> =>
+    new Promise<string>((resolve, reject) => {
+      const socket = connect(stats);
+      let text = '';
+      socket.on('data', (chunk: Buffer) => (text += chunk.toString('utf8')));
+      socket.once('error', reject);
+      socket.once('end', () => resolve(text));
+      socket.end(`${line}\n`);
+    });
   return {
     ...peer,
+    command,
     async serverStatus() {
-      const csv = await new Promise<string>((resolve, reject) => {
-        const socket = connect(stats);
-        let text = '';
-        socket.on('data', (chunk: Buffer) => (text += chunk.toString('utf8')));
-        socket.once('error', reject);
-        socket.once('end', () => resolve(text));
-        socket.end('show stat\n');
-      });
+      const csv = await command('show stat');
       // "# pxname,svname,…,status,…": one line per proxy and server.
       const [head = '', ...rows] = csv.split('\n');
       const columns = head.replace(/^# /, '').split(',');
