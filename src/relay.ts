@@ -24,7 +24,8 @@ export interface RelayRate {
  * Joins two connected streams until both directions have ended. A FIN from one side is passed
  * on as a FIN (`pipe` ends its destination) while the other direction keeps flowing; `pipe`
  * gives backpressure; an error or reset on either side, or `idleMs` with no bytes either way,
- * tears both down. Both streams are destroyed when this resolves.
+ * tears both down. Both streams are destroyed when `done` is called, once. A callback rather than
+ * a promise: a live tunnel then holds no promise, reaction or async frame of its callers.
  *
  * Plain `pipe` rather than `stream.pipeline`: pipeline allocates an AbortController and an
  * AbortError per call, which is a measurable share of a short session's cost. Only a session
@@ -34,8 +35,9 @@ export function relay(
   client: Socket,
   upstream: TimedStream,
   idleMs: number,
-  rate?: RelayRate,
-): Promise<RelayResult> {
+  rate: RelayRate | undefined,
+  done: (result: RelayResult) => void,
+): void {
   // Bytes read during the handshake but handed back (unshifted) belong to the relay.
   const readBefore = client.bytesRead - client.readableLength;
   const writtenBefore = client.bytesWritten;
@@ -66,7 +68,7 @@ export function relay(
       upstream.on('timeout', onIdle);
     }
   }
-  return new Promise<RelayResult>((resolve) => {
+  {
     let open = 2;
     const onClose = (stream: Duplex, other: Duplex) => (): void => {
       // Closed before both of its directions ended cleanly (destroyed, reset): nothing more can
@@ -76,7 +78,7 @@ export function relay(
       if (--open > 0) return;
       client.setTimeout(0);
       upstream.setTimeout?.(0);
-      resolve({
+      done({
         up: client.bytesRead - readBefore,
         down: client.bytesWritten - writtenBefore,
         error: failure,
@@ -97,7 +99,7 @@ export function relay(
       pipeAtRate(client, upstream, rate.up);
       pipeAtRate(upstream, client, rate.down);
     }
-  });
+  }
 }
 
 function describe(err: Error): string {

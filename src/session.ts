@@ -111,8 +111,11 @@ export interface Session {
    * response head. Rejects only with ProxyError.
    */
   request(request: PlainRequest): Promise<PlainResponse>;
-  /** Relays until both directions end, releases both streams, logs. Never rejects. */
-  relay(client: Socket, upstream: Duplex): Promise<void>;
+  /**
+   * Starts relaying; when both directions have ended it releases both streams and logs. Returns
+   * at once, so that no caller's frame or promise lives as long as the tunnel.
+   */
+  relay(client: Socket, upstream: Duplex): void;
   /** Ends a session whose bytes were moved by the inbound itself (HTTP forwarding). */
   finish(result: Finish): void;
   /** Ends a session that never relayed. */
@@ -245,10 +248,7 @@ export function startSession(context: SessionContext, info: SessionInfo, client:
       return sendPlainRequest(() => session.connect('http'), request, log());
     },
     relay(clientSocket, upstream) {
-      // No async frame kept for a tunnel's lifetime; relayStreams never rejects.
-      return relayStreams(clientSocket, upstream, runtime.limits.idle_timeout, session.rate).then(
-        end,
-      );
+      relayStreams(clientSocket, upstream, runtime.limits.idle_timeout, session.rate, end);
     },
     finish: end,
     fail(err) {

@@ -34,8 +34,9 @@ export async function tunnel(
   socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
   if (head.length > 0) upstream.write(head);
   // `head` was read before the relay started, so the relay's `up` count misses those few bytes.
-  // Returned, not awaited: a tunnel's lifetime keeps no frame of this function (nor the request).
-  return session.relay(socket, upstream);
+  // The relay goes on by itself: a tunnel's lifetime keeps no frame of this function (nor the
+  // request).
+  session.relay(socket, upstream);
 }
 
 /** The one-line body of an error answer: "502 Bad Gateway: connect to x:80: name not resolved". */

@@ -71,6 +71,8 @@ export async function forwardUpgrade(
     origin.destroy();
   }, limit);
   const before = socket.bytesWritten;
+  // Once relayed, both sides belong to the relay, which closes them when the tunnel ends.
+  let relaying = false;
   try {
     const [res, rest] = await answered;
     clearTimeout(deadline);
@@ -81,7 +83,8 @@ export async function forwardUpgrade(
       socket.write(rawHead(res, endToEndHeaders(res.rawHeaders, viaEntry, true)));
       if (rest.length > 0) socket.write(rest);
       if (head.length > 0) origin.write(head);
-      await session.relay(socket, origin);
+      session.relay(socket, origin);
+      relaying = true;
       return;
     }
     const passed = [...endToEndHeaders(res.rawHeaders, viaEntry), 'Connection', 'close'];
@@ -100,7 +103,7 @@ export async function forwardUpgrade(
     session.finish({ up: 0, down: socket.bytesWritten - before, error });
   } finally {
     socket.off('close', onClientGone);
-    origin.destroy();
+    if (!relaying) origin.destroy();
   }
 }
 

@@ -46,15 +46,22 @@ export function notAllowed(): ProxyError {
   return new ProxyError('NOT_ALLOWED', 'client address not allowed');
 }
 
+/**
+ * What a SOCKS handler resolves with once the socket belongs to a relay: the handler must not
+ * close it then (the relay closes it when the tunnel ends).
+ */
+export const RELAYING = 'relaying';
+export type Served = typeof RELAYING | undefined;
+
 export async function connectAndRelay(
   session: Session,
   socket: Socket,
   replies: SocksReplies,
-): Promise<void> {
+): Promise<Served> {
   if (session.info.target.port === 0) {
     const portZero = new ProxyError('BAD_REQUEST', 'port 0 is not a destination');
     await refuse(session, socket, portZero, replies);
-    return;
+    return undefined;
   }
   let conn: Connected;
   try {
@@ -63,11 +70,12 @@ export async function connectAndRelay(
     // connect() rejects only with ProxyError; anything else would be a bug in session.ts.
     const failure = toProxyError(err, new ProxyError('INTERNAL', 'internal error'));
     await refuse(session, socket, failure, replies);
-    return;
+    return undefined;
   }
   socket.write(replies.success(boundAddress(conn)));
-  // Returned, not awaited: a tunnel's lifetime keeps no frame of this function.
-  return session.relay(socket, conn.stream);
+  // The relay goes on by itself: a tunnel's lifetime keeps no frame of this function.
+  session.relay(socket, conn.stream);
+  return RELAYING;
 }
 
 /** Answers a session that will not relay with the protocol's code, closes, logs it once. */

@@ -1,5 +1,6 @@
 import { SOCKS4_VERSION, SOCKS5_VERSION, peekVersion } from './socks-codec.js';
 import { closeWith, readMessage } from './socks-reader.js';
+import { RELAYING, type Served } from './socks-connect.js';
 import { serveSocks4 } from './socks4.js';
 import { serveSocks5, type AssociateHandler } from './socks5.js';
 import { createAssociateHandler } from './socks5-udp.js';
@@ -21,7 +22,7 @@ export function createSocksHandler(env: ProtocolEnv, versions: SocksVersions): P
   // off for new requests; with `udp: false` a request is answered 0x07.
   const associate: AssociateHandler = createAssociateHandler(env);
 
-  async function serve(accepted: Accepted): Promise<void> {
+  async function serve(accepted: Accepted): Promise<Served> {
     const { socket } = accepted;
     const first = await readMessage(socket, peekVersion, 1);
     if (first.kind === 'closed' && !first.timedOut && socket.bytesRead === 0) {
@@ -47,9 +48,11 @@ export function createSocksHandler(env: ProtocolEnv, versions: SocksVersions): P
 
   return {
     handle(accepted) {
-      // One promise and two callbacks, kept by every tunnel for as long as it lasts.
+      // Settled once the handshake is over; a tunnel then belongs to its relay.
       serve(accepted).then(
-        () => accepted.socket.destroy(),
+        (served) => {
+          if (served !== RELAYING) accepted.socket.destroy();
+        },
         (err: unknown) => {
           accepted.log.error({ err }, 'socks handler failed');
           accepted.socket.destroy();

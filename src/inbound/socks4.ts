@@ -12,6 +12,7 @@ import {
   openSession,
   refuse,
   type SocksClient,
+  type Served,
   type SocksReplies,
 } from './socks-connect.js';
 import { readMessage } from './socks-reader.js';
@@ -25,7 +26,7 @@ const replies: SocksReplies = {
   failure: (err) => encodeSocks4Reply(REPLIES[err.code].socks4),
 };
 
-export async function serveSocks4(env: ProtocolEnv, accepted: Accepted): Promise<void> {
+export async function serveSocks4(env: ProtocolEnv, accepted: Accepted): Promise<Served> {
   const client: SocksClient = { env, accepted, protocol: 'socks4' };
   const { socket } = accepted;
   // The whole request is read even when it will be refused, so the refusal is not lost to a reset.

@@ -21,6 +21,7 @@ import {
   openSession,
   refuse,
   type SocksClient,
+  type Served,
   type SocksReplies,
 } from './socks-connect.js';
 import { readMessage } from './socks-reader.js';
@@ -61,7 +62,7 @@ export async function serveSocks5(
   env: ProtocolEnv,
   accepted: Accepted,
   options: Socks5Options,
-): Promise<void> {
+): Promise<Served> {
   const client: SocksClient = { env, accepted, protocol: 'socks5' };
   const { socket } = accepted;
   // Read once: the method offered and the check made belong to the same configuration.
