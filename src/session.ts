@@ -13,7 +13,12 @@ import {
 import { relay as relayStreams, type RelayRate } from './relay.js';
 import type { RouteDecision, Router } from './route/types.js';
 import type { SessionInfo } from './session-info.js';
-import { createSessionLimiter, type RatePlan, type SessionLimiter } from './session-limits.js';
+import {
+  createSessionLimiter,
+  type Admission,
+  type RatePlan,
+  type SessionLimiter,
+} from './session-limits.js';
 import { formatTarget } from './target.js';
 
 export type { SessionInfo, Protocol } from './session-info.js';
@@ -123,26 +128,129 @@ export interface Session {
 }
 
 export function startSession(context: SessionContext, info: SessionInfo, client: Duplex): Session {
-  const { runtime } = context;
-  const started = performance.now();
-  const clientAddress = `${info.source.ip}:${info.source.port}`;
-  // Created on first use: most sessions never log anything but their access line, and a pino
-  // child per session is a measurable share of a short session's cost.
-  let sessionLog: Logger | undefined;
-  const log = (): Logger =>
-    (sessionLog ??= context.log.child({ sid: info.id, client: clientAddress }));
-  let decision: RouteDecision | undefined;
-  let connectSeconds: number | undefined;
-  let ended = false;
-  const admitted = runtime.sessions.limiter.admit(info.inbound, info.user, runtime.rates);
-  const admission = admitted instanceof ProxyError ? undefined : admitted;
-  const refusal = admitted instanceof ProxyError ? admitted : undefined;
-  if (refusal) log().warn({ user: info.user, reason: refusal.message }, 'session refused');
+  return new RunningSession(context, info, client);
+}
 
-  const end = ({ up, down, error, extra }: Finish): void => {
-    if (ended) return;
-    ended = true;
-    admission?.release();
+/**
+ * A class rather than an object of closures: a tunnel may last hours, and its session's methods
+ * then live once on the prototype instead of as a closure each per session.
+ */
+class RunningSession implements Session {
+  readonly info: SessionInfo;
+  readonly limits: Limits;
+  readonly rate: RelayRate | undefined;
+  readonly refusal: ProxyError | undefined;
+  private readonly context: SessionContext;
+  private readonly client: Duplex;
+  private readonly started = performance.now();
+  private readonly clientAddress: string;
+  private readonly admission: Admission | undefined;
+  /**
+   * Created on first use: most sessions never log anything but their access line, and a pino
+   * child per session is a measurable share of a short session's cost.
+   */
+  private sessionLog: Logger | undefined;
+  private decision: RouteDecision | undefined;
+  private connectSeconds: number | undefined;
+  private ended = false;
+
+  constructor(context: SessionContext, info: SessionInfo, client: Duplex) {
+    const { runtime } = context;
+    this.context = context;
+    this.info = info;
+    this.client = client;
+    this.limits = runtime.limits;
+    this.clientAddress = `${info.source.ip}:${info.source.port}`;
+    const admitted = runtime.sessions.limiter.admit(info.inbound, info.user, runtime.rates);
+    this.admission = admitted instanceof ProxyError ? undefined : admitted;
+    this.refusal = admitted instanceof ProxyError ? admitted : undefined;
+    this.rate = this.admission?.rate;
+    if (this.refusal) {
+      this.log.warn({ user: info.user, reason: this.refusal.message }, 'session refused');
+    }
+    runtime.sessions.live?.set(info.id, liveEntry(this, client));
+  }
+
+  get log(): Logger {
+    return (this.sessionLog ??= this.context.log.child({
+      sid: this.info.id,
+      client: this.clientAddress,
+    }));
+  }
+
+  /** The outbound the rules chose, once they have. */
+  get outbound(): string | undefined {
+    return this.decision?.outbound;
+  }
+
+  async connect(purpose: DialPurpose = 'tunnel', via?: readonly string[]): Promise<Connected> {
+    if (this.refusal) throw this.refusal;
+    const { runtime } = this.context;
+    const { info, client } = this;
+    const controller = new AbortController();
+    const onClientGone = (): void => {
+      controller.abort(
+        new ProxyError('CLIENT_CLOSED', 'client closed before the connection was made'),
+      );
+    };
+    client.on('close', onClientGone);
+    // A plain timer rather than AbortSignal.timeout: it is cleared as soon as the dial is done,
+    // so nothing fires into a connected stream later.
+    const deadline = Date.now() + runtime.limits.connect_timeout;
+    const timer = setTimeout(() => {
+      controller.abort(new ProxyError('CONNECT_TIMEOUT', 'connect timed out'));
+    }, runtime.limits.connect_timeout);
+    try {
+      const connectStarted = performance.now();
+      const decision = await runtime.router.decide(info, controller.signal);
+      this.decision = decision;
+      const outbound = runtime.outbounds.get(decision.outbound);
+      if (!outbound) throw new ProxyError('INTERNAL', `outbound "${decision.outbound}" is missing`);
+      // eslint-disable-next-line @typescript-eslint/no-this-alias -- the dial's lazy logger
+      const session = this;
+      const connected = await outbound.dial(info.target, {
+        signal: controller.signal,
+        purpose,
+        deadline,
+        client: info.source,
+        ...(via === undefined ? {} : { via }),
+        get log() {
+          return session.log;
+        },
+      });
+      this.connectSeconds = (performance.now() - connectStarted) / 1000;
+      return connected;
+    } catch (err) {
+      const error = toProxyError(err, new ProxyError('INTERNAL', 'internal error'));
+      // Outbounds reject only with ProxyError: anything else is a bug in junction, said loudly.
+      if (error !== err) this.log.error({ err }, 'unexpected error while connecting');
+      throw error;
+    } finally {
+      clearTimeout(timer);
+      client.off('close', onClientGone);
+    }
+  }
+
+  request(request: PlainRequest): Promise<PlainResponse> {
+    return sendPlainRequest(() => this.connect('http'), request, this.log);
+  }
+
+  relay(clientSocket: Socket, upstream: Duplex): void {
+    relayStreams(clientSocket, upstream, this.limits.idle_timeout, this.rate, (result) => {
+      this.finish(result);
+    });
+  }
+
+  fail(err: ProxyError): void {
+    this.finish({ up: 0, down: 0, error: err });
+  }
+
+  finish({ up, down, error, extra }: Finish): void {
+    if (this.ended) return;
+    this.ended = true;
+    const { runtime } = this.context;
+    const { info, decision } = this;
+    this.admission?.release();
     const result = error ? error.code : 'ok';
     runtime.metrics.sessionEnded({
       inbound: info.inbound,
@@ -150,14 +258,14 @@ export function startSession(context: SessionContext, info: SessionInfo, client:
       result,
       up,
       down,
-      connectSeconds,
+      connectSeconds: this.connectSeconds,
     });
     runtime.sessions.live?.delete(info.id);
     const observer = runtime.sessions.observer;
     if (!runtime.accessLog && observer === undefined) return;
     const line = {
       sid: info.id,
-      client: clientAddress,
+      client: this.clientAddress,
       protocol: info.protocol,
       user: info.user,
       target: formatTarget(info.target),
@@ -165,95 +273,34 @@ export function startSession(context: SessionContext, info: SessionInfo, client:
       outbound: decision?.outbound,
       up,
       down,
-      ms: Math.round(performance.now() - started),
+      ms: Math.round(performance.now() - this.started),
       result,
       error: error?.message,
       ...extra,
     };
-    if (runtime.accessLog) context.log.info(line, 'session');
+    if (runtime.accessLog) this.context.log.info(line, 'session');
     if (observer === undefined) return;
     try {
       observer(line);
     } catch (err) {
       // The observer is the embedding program's: its failure is logged, never the session's.
-      context.log.error({ err }, 'session observer failed');
+      this.context.log.error({ err }, 'session observer failed');
     }
-  };
+  }
+}
 
+/** The session as GET /sessions lists it and DELETE /sessions/<id> ends it. */
+function liveEntry(session: RunningSession, client: Duplex): LiveSession {
   const counted = client as Duplex & { bytesRead?: number; bytesWritten?: number };
-  runtime.sessions.live?.set(info.id, {
-    info,
+  return {
+    info: session.info,
     started: Date.now(),
     get outbound() {
-      return decision?.outbound;
+      return session.outbound;
     },
     bytes: () => ({ up: counted.bytesRead ?? 0, down: counted.bytesWritten ?? 0 }),
     close: (reason) => {
       client.destroy(reason);
     },
-  });
-
-  const session: Session = {
-    info,
-    get log() {
-      return log();
-    },
-    limits: runtime.limits,
-    rate: admission?.rate,
-    refusal,
-    async connect(purpose = 'tunnel', via) {
-      if (refusal) throw refusal;
-      const controller = new AbortController();
-      const onClientGone = (): void => {
-        controller.abort(
-          new ProxyError('CLIENT_CLOSED', 'client closed before the connection was made'),
-        );
-      };
-      client.on('close', onClientGone);
-      // A plain timer rather than AbortSignal.timeout: it is cleared as soon as the dial is done,
-      // so nothing fires into a connected stream later.
-      const deadline = Date.now() + runtime.limits.connect_timeout;
-      const timer = setTimeout(() => {
-        controller.abort(new ProxyError('CONNECT_TIMEOUT', 'connect timed out'));
-      }, runtime.limits.connect_timeout);
-      try {
-        const connectStarted = performance.now();
-        decision = await runtime.router.decide(info, controller.signal);
-        const outbound = runtime.outbounds.get(decision.outbound);
-        if (!outbound)
-          throw new ProxyError('INTERNAL', `outbound "${decision.outbound}" is missing`);
-        const connected = await outbound.dial(info.target, {
-          signal: controller.signal,
-          purpose,
-          deadline,
-          client: info.source,
-          ...(via === undefined ? {} : { via }),
-          get log() {
-            return log();
-          },
-        });
-        connectSeconds = (performance.now() - connectStarted) / 1000;
-        return connected;
-      } catch (err) {
-        const error = toProxyError(err, new ProxyError('INTERNAL', 'internal error'));
-        // Outbounds reject only with ProxyError: anything else is a bug in junction, said loudly.
-        if (error !== err) log().error({ err }, 'unexpected error while connecting');
-        throw error;
-      } finally {
-        clearTimeout(timer);
-        client.off('close', onClientGone);
-      }
-    },
-    request(request) {
-      return sendPlainRequest(() => session.connect('http'), request, log());
-    },
-    relay(clientSocket, upstream) {
-      relayStreams(clientSocket, upstream, runtime.limits.idle_timeout, session.rate, end);
-    },
-    finish: end,
-    fail(err) {
-      end({ up: 0, down: 0, error: err });
-    },
   };
-  return session;
 }
