@@ -139,17 +139,84 @@ function accept(
   handshaking: Set<Socket>,
   release: (socket: Socket) => void,
 ): Connection {
-  const peer = { ip: normaliseIp(socket.remoteAddress ?? ''), port: socket.remotePort ?? 0 };
-  let source: Endpoint = peer;
-  // Created on first use: a healthy connection logs only its access line, via the session.
-  let clientLog: Logger | undefined;
-  const log = (): Logger =>
-    (clientLog ??= env.log.child({ client: `${source.ip}:${source.port}` }));
-  let answer: (() => void) | undefined;
-  let expired = false;
+  return new AcceptedConnection(env, socket, handshakeMs, handshaking, release);
+}
 
-  const expire = (): void => {
-    expired = true;
+/**
+ * A class rather than closures: the record lives as long as its connection, a tunnel's hours
+ * included, and its methods then live once on the prototype.
+ */
+class AcceptedConnection implements Connection, Accepted {
+  readonly socket: Socket;
+  readonly peer: Endpoint;
+  source: Endpoint;
+  allowed = false;
+  private readonly env: ProtocolEnv;
+  private readonly handshaking: Set<Socket>;
+  /** Created on first use: a healthy connection logs only its access line, via the session. */
+  private clientLog: Logger | undefined;
+  /** The protocol's last word at the handshake deadline. */
+  private answer: (() => void) | undefined;
+  private expired = false;
+  /** handshake_timeout 0: no deadline. */
+  private deadline: NodeJS.Timeout | undefined;
+
+  constructor(
+    env: ProtocolEnv,
+    socket: Socket,
+    handshakeMs: number,
+    handshaking: Set<Socket>,
+    release: (socket: Socket) => void,
+  ) {
+    this.env = env;
+    this.socket = socket;
+    this.handshaking = handshaking;
+    this.peer = { ip: normaliseIp(socket.remoteAddress ?? ''), port: socket.remotePort ?? 0 };
+    this.source = this.peer;
+    if (handshakeMs > 0) {
+      this.deadline = setTimeout(() => {
+        this.expire();
+      }, handshakeMs);
+    }
+    // 'close' comes once: a plain listener spares the once() wrapper.
+    socket.on('close', () => {
+      clearTimeout(this.deadline);
+      release(socket);
+      // Every load balancer's TCP health check connects and closes without a byte: no session,
+      // and nothing worth more than a debug line.
+      if (socket.bytesRead === 0 && !this.expired) this.log.debug('closed before sending a byte');
+    });
+  }
+
+  get log(): Logger {
+    return (this.clientLog ??= this.env.log.child({
+      client: `${this.source.ip}:${this.source.port}`,
+    }));
+  }
+
+  from(client: Endpoint): Accepted {
+    if (client !== this.source) {
+      this.source = client;
+      this.clientLog = undefined;
+    }
+    this.allowed = this.env.allows(client.ip);
+    return this;
+  }
+
+  handshakeDone(): void {
+    clearTimeout(this.deadline);
+    // Not kept by a tunnel that may idle for hours.
+    this.deadline = undefined;
+    this.handshaking.delete(this.socket);
+  }
+
+  onHandshakeTimeout(lastWord: () => void): void {
+    this.answer = lastWord;
+  }
+
+  private expire(): void {
+    this.expired = true;
+    const { socket, answer } = this;
     const reason = new ProxyError('HANDSHAKE_TIMEOUT', 'handshake timed out');
     if (!answer || !socket.writable) {
       socket.destroy(reason);
@@ -159,47 +226,7 @@ function accept(
     // Once the last word is flushed the connection goes, even if the client is still sending:
     // no request may follow a deadline.
     socket.end(() => socket.destroy(reason));
-  };
-  // handshake_timeout 0: no deadline.
-  let deadline = handshakeMs > 0 ? setTimeout(expire, handshakeMs) : undefined;
-
-  // 'close' comes once: a plain listener spares the once() wrapper.
-  socket.on('close', () => {
-    clearTimeout(deadline);
-    release(socket);
-    // Every load balancer's TCP health check connects and closes without a byte: no session, and
-    // nothing worth more than a debug line.
-    if (socket.bytesRead === 0 && !expired) log().debug('closed before sending a byte');
-  });
-
-  const accepted: Omit<Accepted, 'source' | 'allowed'> = {
-    socket,
-    get log() {
-      return log();
-    },
-    handshakeDone() {
-      clearTimeout(deadline);
-      // Not kept by a tunnel that may idle for hours.
-      deadline = undefined;
-      handshaking.delete(socket);
-    },
-    onHandshakeTimeout(lastWord) {
-      answer = lastWord;
-    },
-  };
-  return {
-    peer,
-    get log() {
-      return log();
-    },
-    from(client) {
-      if (client !== source) {
-        source = client;
-        clientLog = undefined;
-      }
-      return Object.assign(accepted, { source, allowed: env.allows(source.ip) });
-    },
-  };
+  }
 }
 
 function ignore(): void {
