@@ -4,8 +4,9 @@ import { loadConfigText } from '../../src/config/load.js';
 import type { Config } from '../../src/config/schema.js';
 import { createGateway, type Gateway, type GatewayOptions } from '../../src/gateway.js';
 import { createLogger } from '../../src/log.js';
+import { collectLogLines, type LogLine } from './log-lines.js';
 
-export type LogLine = Record<string, unknown> & { msg?: string };
+export type { LogLine } from './log-lines.js';
 
 export interface TestGateway {
   readonly gateway: Gateway;
@@ -34,23 +35,13 @@ export async function startGateway(
   options: GatewayOptions = {},
 ): Promise<TestGateway> {
   const config = configFrom(raw);
-  const logs: LogLine[] = [];
-  const waiters = new Set<{
-    predicate: (line: LogLine) => boolean;
-    resolve: (line: LogLine) => void;
-  }>();
+  const log = collectLogLines();
+  const logs = log.lines;
   const sink = new Writable({
     write(chunk: Buffer, _encoding, callback) {
       for (const text of chunk.toString('utf8').split('\n')) {
         if (text === '') continue;
-        const line = JSON.parse(text) as LogLine;
-        logs.push(line);
-        for (const waiter of waiters) {
-          if (waiter.predicate(line)) {
-            waiters.delete(waiter);
-            waiter.resolve(line);
-          }
-        }
+        log.push(JSON.parse(text) as LogLine);
       }
       callback();
     },
@@ -67,26 +58,7 @@ export async function startGateway(
       return address.port;
     },
     waitForLog(predicate, timeoutMs = 5000) {
-      const found = logs.find(predicate);
-      if (found) return Promise.resolve(found);
-      return new Promise<LogLine>((resolve, reject) => {
-        const waiter = {
-          predicate,
-          resolve: (line: LogLine) => {
-            clearTimeout(timer);
-            resolve(line);
-          },
-        };
-        const timer = setTimeout(() => {
-          waiters.delete(waiter);
-          reject(
-            new Error(
-              `no matching log line within ${timeoutMs}ms; last lines: ${JSON.stringify(logs.slice(-5))}`,
-            ),
-          );
-        }, timeoutMs);
-        waiters.add(waiter);
-      });
+      return log.waitFor(predicate, timeoutMs);
     },
     sessions() {
       return logs.filter((l) => l.msg === 'session');

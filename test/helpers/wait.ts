@@ -3,12 +3,12 @@
  * fd count): bounded by `timeoutMs`, never a bare sleep.
  */
 export async function eventually(
-  check: () => boolean,
+  check: () => boolean | Promise<boolean>,
   what: string | (() => string),
   timeoutMs = 5000,
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  while (!check()) {
+  while (!(await check())) {
     if (Date.now() > deadline) {
       throw new Error(`timed out waiting for ${typeof what === 'string' ? what : what()}`);
     }

@@ -17,6 +17,7 @@ import {
 import { freePort, startHaproxy, unavailable, type Haproxy } from '../helpers/peers.js';
 import { socks5Request } from '../helpers/socks-client.js';
 import { eventually } from '../helpers/wait.js';
+import { collectLogLines } from '../helpers/log-lines.js';
 
 /**
  * The Debian HAProxy in front of two junction processes, in TCP mode with `send-proxy-v2` and
@@ -74,20 +75,10 @@ async function startJunction(name: string): Promise<Junction> {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const exited = once(child, 'exit').then(([code]) => code as number | null);
-  const lines: LogLine[] = [];
-  const waiters = new Set<{
-    predicate: (line: LogLine) => boolean;
-    resolve: (l: LogLine) => void;
-  }>();
+  const log = collectLogLines(`${name}: `);
+  const lines = log.lines;
   createInterface({ input: child.stdout }).on('line', (text) => {
-    const line = JSON.parse(text) as LogLine;
-    lines.push(line);
-    for (const waiter of waiters) {
-      if (waiter.predicate(line)) {
-        waiters.delete(waiter);
-        waiter.resolve(line);
-      }
-    }
+    log.push(JSON.parse(text) as LogLine);
   });
   const adminGet = async (path: string): Promise<string> =>
     (await fetch(`http://127.0.0.1:${admin}${path}`)).text();
@@ -97,24 +88,7 @@ async function startJunction(name: string): Promise<Junction> {
     child,
     lines,
     waitFor(predicate, timeoutMs = 10_000) {
-      const found = lines.find(predicate);
-      if (found) return Promise.resolve(found);
-      return new Promise((resolve, reject) => {
-        const waiter = {
-          predicate,
-          resolve: (line: LogLine) => {
-            clearTimeout(timer);
-            resolve(line);
-          },
-        };
-        const timer = setTimeout(() => {
-          waiters.delete(waiter);
-          reject(
-            new Error(`${name}: no matching log line; last: ${JSON.stringify(lines.slice(-3))}`),
-          );
-        }, timeoutMs);
-        waiters.add(waiter);
-      });
+      return log.waitFor(predicate, timeoutMs);
     },
     sessions: () => lines.filter((l) => l.msg === 'session'),
     async activeConnections() {
@@ -178,19 +152,6 @@ const bothUp = async (): Promise<boolean> => {
   return states.get('a') === 'UP' && states.get('b') === 'UP';
 };
 
-/** Like eventually(), for an asynchronous check. */
-async function until(
-  check: () => Promise<boolean>,
-  what: string,
-  timeoutMs = 10_000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
-
 before(async () => {
   if (skip) return;
   echo = await startTcpServer((socket) => socket.pipe(socket));
@@ -199,7 +160,7 @@ before(async () => {
     { name: 'a', port: a.port },
     { name: 'b', port: b.port },
   ]);
-  await until(bothUp, 'both junctions UP in HAProxy');
+  await eventually(bothUp, 'both junctions UP in HAProxy', 10_000);
 });
 
 after(async () => {
@@ -237,9 +198,10 @@ test(
         () => socketsHeldOn(junction.port) === 0,
         `${junction.name}: no socket held`,
       );
-      await until(
+      await eventually(
         async () => (await junction.activeConnections()) === 0,
         `${junction.name}: junction_connections_active 0`,
+        10_000,
       );
     }
   },
@@ -252,12 +214,13 @@ test(
     const allowed = await socksThrough(ALLOWED);
     assert.equal(allowed.reply, 0x00);
     const allowedAddress = `${ALLOWED}:${allowed.client.socket.localPort}`;
-    await until(
+    await eventually(
       async () =>
         (await Promise.all([a, b].map((j) => j.listSessions()))).some((list) =>
           list.some((s) => s.client === allowedAddress),
         ),
       'the session listed with its real client',
+      10_000,
     );
     allowed.client.write('ping');
     assert.equal((await allowed.client.read(4)).toString(), 'ping');
@@ -289,12 +252,16 @@ test(
     assert.equal(live.reply, 0x00);
     const liveAddress = `${ALLOWED}:${live.client.socket.localPort}`;
     let holder: Junction | undefined;
-    await until(async () => {
-      for (const j of [a, b]) {
-        if ((await j.listSessions()).some((s) => s.client === liveAddress)) holder = j;
-      }
-      return holder !== undefined;
-    }, 'the live session on one junction');
+    await eventually(
+      async () => {
+        for (const j of [a, b]) {
+          if ((await j.listSessions()).some((s) => s.client === liveAddress)) holder = j;
+        }
+        return holder !== undefined;
+      },
+      'the live session on one junction',
+      10_000,
+    );
     const stopping = holder as Junction;
     const other = stopping === a ? b : a;
 
@@ -320,16 +287,18 @@ test(
     // is left in the kernel's accept queue when the listener closes (HAProxy in TCP mode cannot
     // retry a connection that was accepted and then reset).
     await haproxy.command(`set server junctions/${stopping.name} state drain`);
-    await until(
+    await eventually(
       async () => (await haproxy.serverStatus()).get(stopping.name)?.startsWith('DRAIN') ?? false,
       'HAProxy draining the junction about to stop',
+      10_000,
     );
     stopping.child.kill('SIGTERM');
     await stopping.waitFor((l) => l.msg === 'shutting down');
     storm.stopSeen = true;
-    await until(
+    await eventually(
       async () => (await haproxy.serverStatus()).get(stopping.name)?.startsWith('DOWN') ?? false,
       'HAProxy marking the stopping junction DOWN',
+      10_000,
     );
     const atDown = storm.done;
     await eventually(() => storm.done >= atDown + 20, 'sessions after it is DOWN', 15_000);

@@ -25,6 +25,7 @@ import {
 import { socks5Connect } from '../helpers/socks-client.js';
 import { loadKerberos } from '../../src/outbound/proxy-auth/kerberos.js';
 import { recordUpstream } from '../helpers/matrix.js';
+import { collectLogLines, type LogLine } from '../helpers/log-lines.js';
 
 /**
  * junction passing a real squid that takes Negotiate (negotiate_kerberos_auth) with tickets of a
@@ -116,32 +117,11 @@ async function startJunction(
   });
   children.add(child);
   child.once('exit', () => children.delete(child));
-  const lines: Record<string, unknown>[] = [];
-  const waiters = new Set<() => void>();
+  const log = collectLogLines();
   createInterface({ input: child.stdout }).on('line', (text) => {
-    lines.push(JSON.parse(text) as Record<string, unknown>);
-    for (const waiter of waiters) waiter();
+    log.push(JSON.parse(text) as LogLine);
   });
-  const waitForLine: Junction['waitForLine'] = (predicate) =>
-    new Promise((resolve, reject) => {
-      const check = (): void => {
-        const line = lines.find(predicate);
-        if (line === undefined) return;
-        clearTimeout(timer);
-        waiters.delete(check);
-        resolve(line);
-      };
-      const timer = setTimeout(() => {
-        waiters.delete(check);
-        reject(
-          new Error(
-            `no matching log line in 10 s:\n${lines.map((l) => JSON.stringify(l)).join('\n')}`,
-          ),
-        );
-      }, 10_000);
-      waiters.add(check);
-      check();
-    });
+  const waitForLine: Junction['waitForLine'] = (predicate) => log.waitFor(predicate, 10_000);
   await waitForLine((line) => line.msg === 'listening');
   return { port, waitForLine };
 }
