@@ -2,13 +2,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { createHash } from 'node:crypto';
-import {
-  createConnection,
-  createServer,
-  type AddressInfo,
-  type Server,
-  type Socket,
-} from 'node:net';
+import { createConnection, createServer, type AddressInfo, type Socket } from 'node:net';
 import { configFrom, startGateway } from '../helpers/gateway.js';
 import { rawConnect } from '../helpers/net.js';
 import { httpStatus, ProxyError, socks5Reply } from '../../src/errors.js';
@@ -23,6 +17,7 @@ import {
 } from '../../src/outbound/proxy-auth/lockout.js';
 import { createDestinationPolicy } from '../../src/policy.js';
 import { parseHost, type Target } from '../../src/target.js';
+import { startHeadServer, type HeadServer } from '../helpers/head-server.js';
 
 /**
  * CONNECT through a scripted HTTP proxy that asks for Digest or Basic: which scheme junction
@@ -55,12 +50,10 @@ interface Script {
 
 let script: Script;
 let seen: Seen[] = [];
-let connections = 0;
 let nonce = 0;
 let currentNonce = '';
-let server: Server;
+let proxy: HeadServer;
 let port: number;
-const sockets = new Set<Socket>();
 
 function md5(text: string): string {
   return createHash('md5').update(text).digest('hex');
@@ -144,30 +137,11 @@ function answer(socket: Socket, head: string, connection: number): void {
 }
 
 before(async () => {
-  server = createServer((socket) => {
-    const connection = ++connections;
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-    socket.on('error', () => undefined);
-    let buffered = '';
-    socket.on('data', (chunk: Buffer) => {
-      buffered += chunk.toString('latin1');
-      for (let end = buffered.indexOf('\r\n\r\n'); end >= 0; end = buffered.indexOf('\r\n\r\n')) {
-        const head = buffered.slice(0, end);
-        buffered = buffered.slice(end + 4);
-        answer(socket, head, connection);
-      }
-    });
-  });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  port = (server.address() as AddressInfo).port;
+  proxy = await startHeadServer(answer);
+  port = proxy.port;
 });
 
-after(async () => {
-  for (const socket of sockets) socket.destroy();
-  await new Promise((resolve) => server.close(resolve));
-});
+after(() => proxy.close());
 
 const DIGEST = `Digest realm="${REALM}", nonce="NONCE", qop="auth", algorithm=MD5STALE`;
 const BASIC = `Basic realm="${REALM}"`;
@@ -182,7 +156,7 @@ function reset(partial: Partial<Script>): void {
     ...partial,
   };
   seen = [];
-  connections = 0;
+  proxy.resetCount();
 }
 
 async function dial(

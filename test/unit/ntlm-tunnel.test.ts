@@ -1,8 +1,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
 import { createHmac } from 'node:crypto';
-import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { configFrom, startGateway } from '../helpers/gateway.js';
 import { rawConnect } from '../helpers/net.js';
 import { socks5Connect } from '../helpers/socks-client.js';
@@ -12,6 +11,7 @@ import { createOutbounds } from '../../src/outbound/index.js';
 import { ntowfv2 } from '../../src/outbound/proxy-auth/ntlm-crypto.js';
 import { createDestinationPolicy } from '../../src/policy.js';
 import { parseHost, type Target } from '../../src/target.js';
+import { startHeadServer, type HeadServer } from '../helpers/head-server.js';
 
 /**
  * CONNECT through a scripted proxy that speaks NTLM (MS-NTHT): which messages junction sends, on
@@ -55,10 +55,8 @@ interface Script {
 
 let script: Script;
 let seen: Seen[] = [];
-let connections = 0;
-let server: Server;
+let proxy: HeadServer;
 let port: number;
-const sockets = new Set<Socket>();
 
 function challengeMessage(): Buffer {
   const header = Buffer.alloc(48);
@@ -145,30 +143,11 @@ function answer(socket: Socket, head: string, connection: number): void {
 }
 
 before(async () => {
-  server = createServer((socket) => {
-    const connection = ++connections;
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-    socket.on('error', () => undefined);
-    let buffered = '';
-    socket.on('data', (chunk: Buffer) => {
-      buffered += chunk.toString('latin1');
-      for (let end = buffered.indexOf('\r\n\r\n'); end >= 0; end = buffered.indexOf('\r\n\r\n')) {
-        const head = buffered.slice(0, end);
-        buffered = buffered.slice(end + 4);
-        answer(socket, head, connection);
-      }
-    });
-  });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  port = (server.address() as AddressInfo).port;
+  proxy = await startHeadServer(answer);
+  port = proxy.port;
 });
 
-after(async () => {
-  for (const socket of sockets) socket.destroy();
-  await new Promise((resolve) => server.close(resolve));
-});
+after(() => proxy.close());
 
 function reset(partial: Partial<Script>): void {
   script = {
@@ -179,7 +158,7 @@ function reset(partial: Partial<Script>): void {
     ...partial,
   };
   seen = [];
-  connections = 0;
+  proxy.resetCount();
 }
 
 function outbound(user: string, auth: Record<string, unknown> = { preemptive: 'none' }) {
