@@ -14,6 +14,11 @@ export interface RelayResult {
 
 type TimedStream = Duplex & { setTimeout?: Socket['setTimeout'] };
 
+/** Who is told, once, that both directions have ended (the session: its method, no closure). */
+export interface RelayEnd {
+  finish(result: RelayResult): void;
+}
+
 /** The buckets each direction is charged to (see throttled-pipe.ts); empty: not limited. */
 export interface RelayRate {
   readonly up: readonly TokenBucket[];
@@ -24,7 +29,7 @@ export interface RelayRate {
  * Joins two connected streams until both directions have ended. A FIN from one side is passed
  * on as a FIN (`pipe` ends its destination) while the other direction keeps flowing; `pipe`
  * gives backpressure; an error or reset on either side, or `idleMs` with no bytes either way,
- * tears both down. Both streams are destroyed when `done` is called, once. A callback rather than
+ * tears both down. Both streams are destroyed when `end.finish` is called, once. A callback rather than
  * a promise: a live tunnel then holds no promise, reaction or async frame of its callers.
  *
  * Plain `pipe` rather than `stream.pipeline`: pipeline allocates an AbortController and an
@@ -36,31 +41,17 @@ export function relay(
   upstream: TimedStream,
   idleMs: number,
   rate: RelayRate | undefined,
-  done: (result: RelayResult) => void,
+  end: RelayEnd,
 ): void {
-  // Bytes read during the handshake but handed back (unshifted) belong to the relay.
-  const readBefore = client.bytesRead - client.readableLength;
-  const writtenBefore = client.bytesWritten;
-  let failure: ProxyError | undefined;
-  const fail = (err: ProxyError): void => {
-    failure ??= err;
-    client.destroy();
-    upstream.destroy();
-  };
-  client.on('error', (err: Error) => {
-    fail(toProxyError(err, new ProxyError('CLIENT_CLOSED', `client: ${describe(err)}`)));
-  });
-  upstream.on('error', (err: Error) => {
-    fail(toProxyError(err, new ProxyError('UPSTREAM_FAILED', `upstream: ${describe(err)}`)));
-  });
+  const tunnel = new Tunnel(client, upstream, idleMs, end);
+  (client as Joined)[TUNNEL] = tunnel;
+  (upstream as Joined)[TUNNEL] = tunnel;
+  client.on('error', onClientError);
+  upstream.on('error', onUpstreamError);
   if (idleMs > 0) {
     // A socket's timer counts its own reads and writes, and every relayed byte is read on one of
-    // the two and written on the other, so a timer firing means no bytes either way.
-    const onIdle = (): void => {
-      fail(new ProxyError('IDLE_TIMEOUT', `no traffic for ${idleMs}ms`));
-    };
-    // A plain 'timeout' listener: setTimeout(ms, callback) adds it with once(), a wrapper more
-    // per socket for the tunnel's lifetime.
+    // the two and written on the other, so a timer firing means no bytes either way. A plain
+    // 'timeout' listener: setTimeout(ms, callback) adds it with once(), a wrapper more per socket.
     client.setTimeout(idleMs);
     client.on('timeout', onIdle);
     if (upstream.setTimeout) {
@@ -68,38 +59,101 @@ export function relay(
       upstream.on('timeout', onIdle);
     }
   }
-  {
-    let open = 2;
-    const onClose = (stream: Duplex, other: Duplex) => (): void => {
-      // Closed before both of its directions ended cleanly (destroyed, reset): nothing more can
-      // flow between the two, so the other side goes too. A clean close leaves the other to
-      // flush what it still holds and close by itself.
-      if (!(stream.readableEnded && stream.writableFinished)) other.destroy();
-      if (--open > 0) return;
-      client.setTimeout(0);
-      upstream.setTimeout?.(0);
-      done({
-        up: client.bytesRead - readBefore,
-        down: client.bytesWritten - writtenBefore,
-        error: failure,
-      });
-    };
-    const watch = (stream: Duplex, other: Duplex): void => {
-      const handler = onClose(stream, other);
-      if (stream.closed) handler();
-      // 'close' comes once: a plain listener spares the once() wrapper.
-      else stream.on('close', handler);
-    };
-    watch(client, upstream);
-    watch(upstream, client);
-    if (rate === undefined) {
-      client.pipe(upstream);
-      upstream.pipe(client);
-    } else {
-      pipeAtRate(client, upstream, rate.up);
-      pipeAtRate(upstream, client, rate.down);
-    }
+  watchClose(client);
+  watchClose(upstream);
+  if (rate === undefined) {
+    client.pipe(upstream);
+    upstream.pipe(client);
+  } else {
+    pipeAtRate(client, upstream, rate.up);
+    pipeAtRate(upstream, client, rate.down);
   }
+}
+
+/**
+ * A tunnel's state, reached from its two streams. The listeners below are shared by every
+ * tunnel (the stream they fire on is `this`): an idle tunnel, which may last hours, then holds
+ * this one object rather than a closure per listener.
+ */
+const TUNNEL = Symbol('tunnel');
+type Joined = Duplex & { [TUNNEL]?: Tunnel };
+
+class Tunnel {
+  readonly client: Socket;
+  readonly upstream: TimedStream;
+  readonly idleMs: number;
+  private readonly end: RelayEnd;
+  /** Bytes read during the handshake but handed back (unshifted) belong to the relay. */
+  private readonly readBefore: number;
+  private readonly writtenBefore: number;
+  private failure: ProxyError | undefined;
+  private open = 2;
+
+  constructor(client: Socket, upstream: TimedStream, idleMs: number, end: RelayEnd) {
+    this.client = client;
+    this.upstream = upstream;
+    this.idleMs = idleMs;
+    this.end = end;
+    this.readBefore = client.bytesRead - client.readableLength;
+    this.writtenBefore = client.bytesWritten;
+  }
+
+  fail(err: ProxyError): void {
+    this.failure ??= err;
+    this.client.destroy();
+    this.upstream.destroy();
+  }
+
+  /**
+   * Closed before both of its directions ended cleanly (destroyed, reset): nothing more can flow
+   * between the two, so the other side goes too. A clean close leaves the other to flush what it
+   * still holds and close by itself.
+   */
+  closed(stream: Duplex): void {
+    const { client, upstream } = this;
+    if (!(stream.readableEnded && stream.writableFinished)) {
+      (stream === client ? upstream : client).destroy();
+    }
+    if (--this.open > 0) return;
+    client.setTimeout(0);
+    upstream.setTimeout?.(0);
+    this.end.finish({
+      up: client.bytesRead - this.readBefore,
+      down: client.bytesWritten - this.writtenBefore,
+      error: this.failure,
+    });
+  }
+}
+
+function tunnelOf(stream: Joined): Tunnel {
+  return stream[TUNNEL] as Tunnel;
+}
+
+function onClientError(this: Joined, err: Error): void {
+  tunnelOf(this).fail(
+    toProxyError(err, new ProxyError('CLIENT_CLOSED', `client: ${describe(err)}`)),
+  );
+}
+
+function onUpstreamError(this: Joined, err: Error): void {
+  tunnelOf(this).fail(
+    toProxyError(err, new ProxyError('UPSTREAM_FAILED', `upstream: ${describe(err)}`)),
+  );
+}
+
+function onIdle(this: Joined): void {
+  const tunnel = tunnelOf(this);
+  tunnel.fail(new ProxyError('IDLE_TIMEOUT', `no traffic for ${tunnel.idleMs}ms`));
+}
+
+function onClose(this: Joined): void {
+  tunnelOf(this).closed(this);
+}
+
+function watchClose(stream: Joined): void {
+  if (stream.closed) tunnelOf(stream).closed(stream);
+  // 'close' comes once: a plain listener spares the once() wrapper.
+  else stream.on('close', onClose);
 }
 
 function describe(err: Error): string {

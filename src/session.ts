@@ -236,9 +236,7 @@ class RunningSession implements Session {
   }
 
   relay(clientSocket: Socket, upstream: Duplex): void {
-    relayStreams(clientSocket, upstream, this.limits.idle_timeout, this.rate, (result) => {
-      this.finish(result);
-    });
+    relayStreams(clientSocket, upstream, this.limits.idle_timeout, this.rate, this);
   }
 
   fail(err: ProxyError): void {

@@ -166,21 +166,42 @@ export function encodeSocks5Request(command: SocksCommand, target: Target): Buff
 
 /** RFC 1928 §6: VER REP RSV ATYP BND.ADDR BND.PORT. */
 export function encodeSocks5Reply(reply: number, bound: Target = UNSPECIFIED): Buffer {
-  return Buffer.concat([Buffer.from([SOCKS5_VERSION, reply, 0x00]), encodeSocks5Address(bound)]);
+  const address = addressBytes(bound.host);
+  // One buffer per reply: a reply is written for every session.
+  const bytes = Buffer.allocUnsafe(3 + address.length + 2);
+  bytes[0] = SOCKS5_VERSION;
+  bytes[1] = reply;
+  bytes[2] = 0x00;
+  writeAddress(bytes, 3, address, bound.port);
+  return bytes;
 }
 
 /** RFC 1928 §5: ATYP ADDR PORT. */
 export function encodeSocks5Address({ host, port }: Target): Buffer {
-  return Buffer.concat([addressBytes(host), Buffer.from([port >> 8, port & 0xff])]);
+  const address = addressBytes(host);
+  const bytes = Buffer.allocUnsafe(address.length + 2);
+  writeAddress(bytes, 0, address, port);
+  return bytes;
 }
 
-function addressBytes(host: Host): Buffer {
+function writeAddress(
+  into: Buffer,
+  at: number,
+  address: readonly number[] | Buffer,
+  port: number,
+): void {
+  into.set(address, at);
+  into.writeUInt16BE(port, at + address.length);
+}
+
+/** ATYP and ADDR. */
+function addressBytes(host: Host): readonly number[] | Buffer {
+  if (host.kind === 'ipv4') return [ATYP.ipv4, ...ipv4Bytes(host.ip)];
   if (host.kind === 'domain') {
     const name = Buffer.from(host.name, 'latin1');
     if (name.length > MAX_STRING) throw new RangeError('a SOCKS5 host name is at most 255 bytes');
     return Buffer.concat([Buffer.from([ATYP.domain, name.length]), name]);
   }
-  if (host.kind === 'ipv4') return Buffer.from([ATYP.ipv4, ...ipv4Bytes(host.ip)]);
   const hex = new Address6(host.ip).canonicalForm().replaceAll(':', '');
   return Buffer.concat([Buffer.from([ATYP.ipv6]), Buffer.from(hex, 'hex')]);
 }

@@ -7,6 +7,8 @@ import type { Parser } from './socks-codec.js';
  * The parsing itself is in socks-codec.ts.
  */
 
+const NOTHING: Buffer = Buffer.alloc(0);
+
 export type ReadOutcome<T> =
   | { readonly kind: 'ok'; readonly value: T }
   /** The bytes are not a valid message: the caller answers in its protocol, then closes. */
@@ -30,7 +32,7 @@ export function readMessage<T>(
   maxBytes: number,
 ): Promise<ReadOutcome<T>> {
   return new Promise((resolve) => {
-    let received: Buffer = Buffer.alloc(0);
+    let received = NOTHING;
     let failure: Error | undefined;
 
     const finish = (outcome: ReadOutcome<T>, leftover?: Buffer): void => {
@@ -50,7 +52,9 @@ export function readMessage<T>(
         const parsed = parse(received);
         if (parsed.kind === 'ok') {
           // No further read(): that could consume the client's FIN before the relay sees it.
-          finish({ kind: 'ok', value: parsed.value }, received.subarray(parsed.consumed));
+          const rest =
+            parsed.consumed < received.length ? received.subarray(parsed.consumed) : undefined;
+          finish({ kind: 'ok', value: parsed.value }, rest);
           return true;
         }
         if (parsed.kind === 'error') {

@@ -53,6 +53,14 @@ export interface Socks5Options {
   readonly associate: AssociateHandler | undefined;
 }
 
+/** The method chosen (§3) and the sub-negotiation's answers (RFC 1929 §2): the same for everyone. */
+const CHOSEN = {
+  [METHOD.noAuth]: Buffer.from([0x05, METHOD.noAuth]),
+  [METHOD.userPass]: Buffer.from([0x05, METHOD.userPass]),
+} as const;
+const AUTH_OK = Buffer.from([0x01, 0x00]);
+const AUTH_FAILED = Buffer.from([0x01, 0x01]);
+
 const replies: SocksReplies = {
   success: (bound) => encodeSocks5Reply(0x00, bound),
   failure: (err) => encodeSocks5Reply(socks5Reply(err)),
@@ -80,7 +88,7 @@ export async function serveSocks5(
     await handshakeFailed(client, { reason: 'no acceptable authentication method' }, noMethod);
     return;
   }
-  socket.write(Buffer.from([0x05, method]));
+  socket.write(CHOSEN[method]);
 
   let user: string | undefined;
   if (auth) {
@@ -135,20 +143,20 @@ async function authenticate(
     return 'closed';
   }
   if (credentials.kind === 'error') {
-    await handshakeFailed(client, credentials, Buffer.from([0x01, 0x01]));
+    await handshakeFailed(client, credentials, AUTH_FAILED);
     return 'closed';
   }
   if (!accepted.allowed) {
-    accepted.socket.write(Buffer.from([0x01, 0x00]));
+    accepted.socket.write(AUTH_OK);
     return { user: undefined };
   }
   const { username, password } = credentials.value;
   if (await auth.verify(username, password)) {
-    accepted.socket.write(Buffer.from([0x01, 0x00]));
+    accepted.socket.write(AUTH_OK);
     return { user: username };
   }
   // The user name helps an operator; the password is never logged.
   accepted.log.debug({ user: username }, 'socks5 authentication failed');
-  await handshakeFailed(client, { reason: 'authentication failed' }, Buffer.from([0x01, 0x01]));
+  await handshakeFailed(client, { reason: 'authentication failed' }, AUTH_FAILED);
   return 'closed';
 }

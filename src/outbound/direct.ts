@@ -60,13 +60,15 @@ export function dialTcp(
   }: Pick<DialContext, 'signal' | 'client' | 'sendProxyProtocol'>,
   policy: DestinationPolicy,
   lookup: LookupFunction,
-  what = `connect to ${formatTarget(target)}`,
+  named?: string,
 ): Promise<Connected> {
   const host = hostToString(target.host);
+  // Spelt out only for an error: a successful dial never needs it.
+  const what = (): string => named ?? `connect to ${formatTarget(target)}`;
   if (target.host.kind !== 'domain') {
-    if (policy.isSelf(host, target.port)) return Promise.reject(forwardingLoop(what));
+    if (policy.isSelf(host, target.port)) return Promise.reject(forwardingLoop(what()));
     if (!policy.allows(host)) {
-      return Promise.reject(new ProxyError(DENIED, `${what}: destination not allowed`));
+      return Promise.reject(new ProxyError(DENIED, `${what()}: destination not allowed`));
     }
   }
   return new Promise<Connected>((resolve, reject) => {
@@ -86,30 +88,37 @@ export function dialTcp(
     };
     const onError = (err: Error): void => {
       signal.removeEventListener('abort', onAbort);
+      socket.off('connect', onConnect);
       socket.destroy();
-      reject(translate(err, what));
+      reject(translate(err, what()));
     };
     if (signal.aborted) {
       onAbort();
       return;
     }
-    signal.addEventListener('abort', onAbort, { once: true });
-    socket.once('error', onError);
-    socket.once('connect', () => {
+    const onConnect = (): void => {
       signal.removeEventListener('abort', onAbort);
       socket.off('error', onError);
+      socket.off('connect', onConnect);
       // A name (localhost, a host's own name) can lead back to junction too; the address
       // actually reached says so whatever the spelling. Closed before a byte is sent, the
       // connection is a probe for the listener that accepted it.
-      if (policy.isSelf(socket.remoteAddress ?? '', socket.remotePort ?? 0)) {
+      if (
+        target.host.kind === 'domain' &&
+        policy.isSelf(socket.remoteAddress ?? '', socket.remotePort ?? 0)
+      ) {
         socket.destroy();
-        reject(forwardingLoop(what));
+        reject(forwardingLoop(what()));
         return;
       }
       // Before any byte of the protocol: the far end learns whose connection this is.
       if (sendProxyProtocol) socket.write(proxyHeader(sendProxyProtocol, client, socket));
       resolve({ stream: socket, bound: undefined });
-    });
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    // Plain listeners, taken off by hand: once() would add a wrapper each.
+    socket.on('error', onError);
+    socket.on('connect', onConnect);
   });
 }
 
