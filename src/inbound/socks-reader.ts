@@ -32,73 +32,128 @@ export function readMessage<T>(
   maxBytes: number,
 ): Promise<ReadOutcome<T>> {
   return new Promise((resolve) => {
-    let received = NOTHING;
-    let failure: Error | undefined;
-
-    const finish = (outcome: ReadOutcome<T>, leftover?: Buffer): void => {
-      socket.off('readable', attempt);
-      socket.off('end', onEnd);
-      socket.off('error', onError);
-      socket.off('close', onClose);
-      if (leftover && leftover.length > 0) socket.unshift(leftover);
-      resolve(outcome);
-    };
-    /** True once the message is read (or found invalid). */
-    function attempt(): boolean {
-      for (;;) {
-        const chunk = socket.read() as Buffer | null;
-        if (chunk === null) return false;
-        received = received.length === 0 ? chunk : Buffer.concat([received, chunk]);
-        const parsed = parse(received);
-        if (parsed.kind === 'ok') {
-          // No further read(): that could consume the client's FIN before the relay sees it.
-          const rest =
-            parsed.consumed < received.length ? received.subarray(parsed.consumed) : undefined;
-          finish({ kind: 'ok', value: parsed.value }, rest);
-          return true;
-        }
-        if (parsed.kind === 'error') {
-          finish(parsed);
-          return true;
-        }
-        if (received.length >= maxBytes) {
-          finish({
-            kind: 'error',
-            code: 'BAD_REQUEST',
-            reason: `message longer than ${maxBytes} bytes`,
-          });
-          return true;
-        }
-      }
-    }
-    function onEnd(): void {
-      finish({ kind: 'closed', reason: 'client closed during the handshake', timedOut: false });
-    }
-    function onError(err: Error): void {
-      failure = err;
-    }
-    function onClose(): void {
-      // A ProxyError is ours (the listener's deadline, a shutdown); anything else the client's.
-      const ours = failure instanceof ProxyError ? failure : undefined;
-      finish({
-        kind: 'closed',
-        reason: ours?.message ?? 'client connection lost',
-        timedOut: ours?.code === 'HANDSHAKE_TIMEOUT',
-      });
-    }
-
     if (socket.destroyed) {
       resolve({ kind: 'closed', reason: 'client connection lost', timedOut: false });
       return;
     }
+    const read = new PendingRead(socket, parse, maxBytes, resolve);
     // Bytes already buffered (the mixed inbound's sniffed byte, the rest of an earlier chunk)
     // may never announce themselves with a new 'readable': look at them first. A message they
     // complete is answered without a listener ever being added.
-    if (attempt()) return;
-    socket.on('readable', attempt);
+    if (read.attempt()) return;
+    read.listen();
+  });
+}
+
+/**
+ * One message being read, reached from its socket by the listeners below, which every read
+ * shares (the socket they fire on is `this`): a handshake then costs no closure per listener.
+ */
+const READING = Symbol('reading');
+type Reading = Socket & { [READING]?: PendingRead<unknown> | undefined };
+
+class PendingRead<T> {
+  private readonly socket: Socket;
+  private readonly parse: Parser<T>;
+  private readonly maxBytes: number;
+  private readonly resolve: (outcome: ReadOutcome<T>) => void;
+  private received = NOTHING;
+  private listening = false;
+  failure: Error | undefined;
+
+  constructor(
+    socket: Socket,
+    parse: Parser<T>,
+    maxBytes: number,
+    resolve: (outcome: ReadOutcome<T>) => void,
+  ) {
+    this.socket = socket;
+    this.parse = parse;
+    this.maxBytes = maxBytes;
+    this.resolve = resolve;
+  }
+
+  listen(): void {
+    const socket = this.socket as Reading;
+    socket[READING] = this as PendingRead<unknown>;
+    this.listening = true;
+    socket.on('readable', onReadable);
     socket.on('end', onEnd);
     socket.on('error', onError);
     socket.on('close', onClose);
+  }
+
+  /** True once the message is read (or found invalid). */
+  attempt(): boolean {
+    for (;;) {
+      const chunk = this.socket.read() as Buffer | null;
+      if (chunk === null) return false;
+      const received = this.received.length === 0 ? chunk : Buffer.concat([this.received, chunk]);
+      this.received = received;
+      const parsed = this.parse(received);
+      if (parsed.kind === 'ok') {
+        // No further read(): that could consume the client's FIN before the relay sees it.
+        const rest =
+          parsed.consumed < received.length ? received.subarray(parsed.consumed) : undefined;
+        this.finish({ kind: 'ok', value: parsed.value }, rest);
+        return true;
+      }
+      if (parsed.kind === 'error') {
+        this.finish(parsed);
+        return true;
+      }
+      if (received.length >= this.maxBytes) {
+        this.finish({
+          kind: 'error',
+          code: 'BAD_REQUEST',
+          reason: `message longer than ${this.maxBytes} bytes`,
+        });
+        return true;
+      }
+    }
+  }
+
+  finish(outcome: ReadOutcome<T>, leftover?: Buffer): void {
+    const socket = this.socket as Reading;
+    if (this.listening) {
+      this.listening = false;
+      socket[READING] = undefined;
+      socket.off('readable', onReadable);
+      socket.off('end', onEnd);
+      socket.off('error', onError);
+      socket.off('close', onClose);
+    }
+    if (leftover) socket.unshift(leftover);
+    this.resolve(outcome);
+  }
+}
+
+function onReadable(this: Reading): void {
+  this[READING]?.attempt();
+}
+
+function onEnd(this: Reading): void {
+  this[READING]?.finish({
+    kind: 'closed',
+    reason: 'client closed during the handshake',
+    timedOut: false,
+  });
+}
+
+function onError(this: Reading, err: Error): void {
+  const read = this[READING];
+  if (read) read.failure = err;
+}
+
+function onClose(this: Reading): void {
+  const read = this[READING];
+  if (!read) return;
+  // A ProxyError is ours (the listener's deadline, a shutdown); anything else the client's.
+  const ours = read.failure instanceof ProxyError ? read.failure : undefined;
+  read.finish({
+    kind: 'closed',
+    reason: ours?.message ?? 'client connection lost',
+    timedOut: ours?.code === 'HANDSHAKE_TIMEOUT',
   });
 }
 
