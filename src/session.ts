@@ -187,29 +187,29 @@ class RunningSession implements Session {
     if (this.refusal) throw this.refusal;
     const { runtime } = this.context;
     const { info, client } = this;
-    const controller = new AbortController();
+    const abort = new LazyAbort();
     const onClientGone = (): void => {
-      controller.abort(
-        new ProxyError('CLIENT_CLOSED', 'client closed before the connection was made'),
-      );
+      abort.abort(new ProxyError('CLIENT_CLOSED', 'client closed before the connection was made'));
     };
     client.on('close', onClientGone);
     // A plain timer rather than AbortSignal.timeout: it is cleared as soon as the dial is done,
     // so nothing fires into a connected stream later.
     const deadline = Date.now() + runtime.limits.connect_timeout;
     const timer = setTimeout(() => {
-      controller.abort(new ProxyError('CONNECT_TIMEOUT', 'connect timed out'));
+      abort.abort(new ProxyError('CONNECT_TIMEOUT', 'connect timed out'));
     }, runtime.limits.connect_timeout);
     try {
       const connectStarted = performance.now();
-      const decision = await runtime.router.decide(info, controller.signal);
+      const decision = await runtime.router.decide(info, abort);
       this.decision = decision;
       const outbound = runtime.outbounds.get(decision.outbound);
       if (!outbound) throw new ProxyError('INTERNAL', `outbound "${decision.outbound}" is missing`);
       // eslint-disable-next-line @typescript-eslint/no-this-alias -- the dial's lazy logger
       const session = this;
       const connected = await outbound.dial(info.target, {
-        signal: controller.signal,
+        get signal() {
+          return abort.signal;
+        },
         purpose,
         deadline,
         client: info.source,
@@ -284,6 +284,30 @@ class RunningSession implements Session {
       // The observer is the embedding program's: its failure is logged, never the session's.
       this.context.log.error({ err }, 'session observer failed');
     }
+  }
+}
+
+/**
+ * A dial's abort, its AbortController made only when something reads the signal: a plain
+ * request on a pooled connection, most of them, never does, and an AbortSignal is an
+ * EventTarget with its own maps.
+ */
+class LazyAbort {
+  private controller: AbortController | undefined;
+  private reason: ProxyError | undefined;
+
+  get signal(): AbortSignal {
+    if (this.controller === undefined) {
+      this.controller = new AbortController();
+      if (this.reason) this.controller.abort(this.reason);
+    }
+    return this.controller.signal;
+  }
+
+  abort(reason: ProxyError): void {
+    if (this.reason) return;
+    this.reason = reason;
+    this.controller?.abort(reason);
   }
 }
 

@@ -62,7 +62,7 @@ export function createRouter(
   const rules = configs.map((config, index) => compileRule(config, index));
   return {
     rules,
-    async decide(given, signal) {
+    async decide(given, abort) {
       const input = normalised(given);
       const host = input.target.host;
       const name = host.kind === 'domain' ? host.name : undefined;
@@ -71,7 +71,7 @@ export function createRouter(
       for (const rule of rules) {
         let matched: boolean;
         if (name !== undefined && rule.needsAddresses(input)) {
-          addresses ??= resolveOrNothing(resolve, name, signal);
+          addresses ??= resolveOrNothing(resolve, name, abort?.signal);
           matched = rule.matches(input, await addresses);
         } else {
           matched = rule.matches(input, undefined);

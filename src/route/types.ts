@@ -29,6 +29,9 @@ export interface RouteDecision {
 
 export interface Router {
   readonly rules: readonly Rule[];
-  /** First match wins. Does no I/O unless a matching candidate rule says `resolve: true`. */
-  decide(input: RouteInput, signal?: AbortSignal): Promise<RouteDecision>;
+  /**
+   * First match wins. Does no I/O unless a matching candidate rule says `resolve: true`; only
+   * then is `abort.signal` read (an AbortController will do; a session's is made on first read).
+   */
+  decide(input: RouteInput, abort?: { readonly signal: AbortSignal }): Promise<RouteDecision>;
 }

@@ -345,7 +345,7 @@ test('resolve: true looks up at most once per decision, with the name and signal
     resolver,
   );
   const controller = new AbortController();
-  const decision = await router.decide(session('db.corp'), controller.signal);
+  const decision = await router.decide(session('db.corp'), controller);
   assert.equal(decision.outbound, 'corp');
   assert.deepEqual(seen, [{ name: 'db.corp', signal: controller.signal }]);
   await router.decide(session('db.corp'));
@@ -407,7 +407,7 @@ test('an aborted decision rejects instead of routing on without the answer', asy
     rulesFrom([{ ip_cidr: ['10.0.0.0/8'], resolve: true, outbound: 'direct' }]),
     resolver,
   );
-  const pending = router.decide(session('slow.example'), controller.signal);
+  const pending = router.decide(session('slow.example'), controller);
   controller.abort(new Error('session closed'));
   await assert.rejects(pending, /session closed/);
 });

@@ -68,7 +68,7 @@ export function runAssociation(
     /** The rules pick an outbound for the target; its UDP side, if it has one, carries it. */
     const resolveTarget = async (target: Target): Promise<Destination> => {
       const input = { inbound: env.config.name, source: accepted.source, user, target };
-      const decision = await runtime.router.decide(input, controller.signal);
+      const decision = await runtime.router.decide(input, controller);
       const udp = runtime.outbounds.get(decision.outbound)?.udp;
       if (udp) return channels.open(decision.outbound, udp);
       const detail = `outbound "${decision.outbound}" cannot carry UDP`;
