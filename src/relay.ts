@@ -27,14 +27,15 @@ export interface RelayRate {
 
 /**
  * Joins two connected streams until both directions have ended. A FIN from one side is passed
- * on as a FIN (`pipe` ends its destination) while the other direction keeps flowing; `pipe`
- * gives backpressure; an error or reset on either side, or `idleMs` with no bytes either way,
- * tears both down. Both streams are destroyed when `end.finish` is called, once. A callback rather than
- * a promise: a live tunnel then holds no promise, reaction or async frame of its callers.
+ * on as a FIN while the other direction keeps flowing; a write the destination cannot take yet
+ * pauses the source until it drains; an error or reset on either side, or `idleMs` with no bytes
+ * either way, tears both down. Both streams are destroyed when `end.finish` is called, once. A
+ * callback rather than a promise: a live tunnel then holds no promise, reaction or async frame
+ * of its callers.
  *
- * Plain `pipe` rather than `stream.pipeline`: pipeline allocates an AbortController and an
- * AbortError per call, which is a measurable share of a short session's cost. Only a session
- * with a `rate` takes the metered pipe; the others keep `pipe` itself.
+ * Not `stream.pipeline` (an AbortController and an AbortError per call) nor `pipe` (nine
+ * closures per direction for the tunnel's lifetime): the few lines `pipe` needs here are the
+ * shared listeners below. A session with a `rate` takes the metered pipe (throttled-pipe.ts).
  */
 export function relay(
   client: Socket,
@@ -62,8 +63,8 @@ export function relay(
   watchClose(client);
   watchClose(upstream);
   if (rate === undefined) {
-    client.pipe(upstream);
-    upstream.pipe(client);
+    pump(client, upstream);
+    pump(upstream, client);
   } else {
     pipeAtRate(client, upstream, rate.up);
     pipeAtRate(upstream, client, rate.down);
@@ -148,6 +149,34 @@ function onIdle(this: Joined): void {
 
 function onClose(this: Joined): void {
   tunnelOf(this).closed(this);
+}
+
+/** Moves `source`'s bytes into `dest` as they come, its end included. */
+function pump(source: Joined, dest: Joined): void {
+  source.on('data', onData);
+  source.on('end', onEnd);
+  dest.on('drain', onDrain);
+  // A destination still full from the handshake drains first ('data' listeners resume).
+  if (dest.writableNeedDrain) source.pause();
+  else source.resume();
+}
+
+function otherSide(stream: Joined): Duplex {
+  const { client, upstream } = tunnelOf(stream);
+  return stream === client ? upstream : client;
+}
+
+function onData(this: Joined, chunk: Buffer): void {
+  // Paused until the other side has taken what it holds: TCP then holds the sender back.
+  if (!otherSide(this).write(chunk)) this.pause();
+}
+
+function onDrain(this: Joined): void {
+  otherSide(this).resume();
+}
+
+function onEnd(this: Joined): void {
+  otherSide(this).end();
 }
 
 function watchClose(stream: Joined): void {

@@ -1,6 +1,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Socket } from 'node:net';
+import { connect, type Socket } from 'node:net';
+import { once } from 'node:events';
 import { encodeSocks5Request } from '../../src/inbound/socks-codec.js';
 import { parseHost, type Target } from '../../src/target.js';
 import { startGateway, type LogLine, type TestGateway } from '../helpers/gateway.js';
@@ -337,5 +338,72 @@ for (const [name, sent, answer, reason, thenClose] of MALFORMED) {
     assert.equal(good.reply.subarray(0, 2).toString('hex'), '0500');
     good.client.socket.destroy();
     await eventually(() => strict.gateway.activeConnections === 0, 'every connection released');
+  });
+}
+
+/**
+ * Writes `total` bytes into `socket` as fast as it takes them; `flushed` counts what the kernel
+ * accepted, so it stops growing once every buffer on the way is full.
+ */
+function flood(socket: Socket, total: number, progress: { flushed: number }): void {
+  const chunk = Buffer.alloc(64 * 1024, 0x61);
+  void (async () => {
+    for (let sent = 0; sent < total && !socket.destroyed; sent += chunk.length) {
+      const more = socket.write(chunk, () => (progress.flushed += chunk.length));
+      if (!more) await once(socket, 'drain');
+    }
+    socket.end();
+  })().catch(() => undefined);
+}
+
+/** Waits until `progress.flushed` has not moved for half a second (bounded: 15 s). */
+async function stalled(progress: { flushed: number }): Promise<void> {
+  let last = -1;
+  for (let still = 0, polls = 0; still < 5 && polls < 150; polls++) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    still = progress.flushed === last && progress.flushed > 0 ? still + 1 : 0;
+    last = progress.flushed;
+  }
+}
+
+/** Counts the bytes `socket` delivers until its end; rejects after 30 s. */
+function countToEnd(socket: Socket, skip = 0): Promise<number> {
+  let received = -skip;
+  return new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`only ${received} bytes arrived`)), 30_000);
+    socket.on('data', (data: Buffer) => (received += data.length));
+    socket.once('end', () => {
+      clearTimeout(timer);
+      resolve(received);
+    });
+  });
+}
+
+for (const direction of ['down', 'up'] as const) {
+  const who = direction === 'down' ? 'client' : 'target';
+  test(`a tunnel whose ${who} stops reading stalls the sender (backpressure), then delivers every byte`, async (t) => {
+    const total = 64 * 1024 * 1024;
+    let onTarget: (socket: Socket) => void = () => undefined;
+    const reached = new Promise<Socket>((resolve) => (onTarget = resolve));
+    const server = await net.startTcpServer((socket) => onTarget(socket));
+    t.after(() => server.close());
+    const client = connect({ port: g.port('s'), host: '127.0.0.1', allowHalfOpen: true });
+    client.on('error', () => undefined);
+    t.after(() => client.destroy());
+    client.write(Buffer.concat([hex('05 01 00'), connect5('127.0.0.1', server.port)]));
+    const target = await reached;
+    const [reader, writer] = direction === 'down' ? [client, target] : [target, client];
+    // The client also reads the two SOCKS5 replies (method, success: 12 bytes).
+    const counted = countToEnd(reader, direction === 'down' ? 12 : 0);
+    reader.pause();
+    const progress = { flushed: 0 };
+    flood(writer, total, progress);
+    await stalled(progress);
+    assert.ok(
+      progress.flushed > 0 && progress.flushed < total / 2,
+      `the sender flushed ${progress.flushed} of ${total} bytes`,
+    );
+    reader.resume();
+    assert.equal(await counted, total);
   });
 }
