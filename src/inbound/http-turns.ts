@@ -83,11 +83,10 @@ export function createTurns(): Turns {
       throw err;
     }
     // A rejection was handled (answered, logged) by `serve`; only the turn passes on here.
-    void served
-      .catch(() => undefined)
-      .finally(() => {
-        next(socket, line);
-      });
+    const after = (): void => {
+      next(socket, line);
+    };
+    served.then(after, after);
   };
 
   const next = (socket: Socket, line: Line): void => {

@@ -250,11 +250,14 @@ export function createHttpHandler(env: ProtocolEnv): ProtocolHandler {
   // Once the inbound closes, a kept-alive connection ends with the response in flight instead
   // of idling until keepAliveTimeout: shutdown waits for sessions, not for connections.
   let closing = false;
+  // One listener for every response (the response is `this`), rather than a closure each.
+  function endIfClosing(this: ServerResponse): void {
+    // Its socket is detached by now: the request still names it.
+    if (closing) this.req.socket.destroySoon();
+  }
   const requestParsed = (req: IncomingMessage, res: ServerResponse): void => {
     headParsed(req);
-    res.once('finish', () => {
-      if (closing) req.socket.destroySoon();
-    });
+    res.on('finish', endIfClosing);
   };
   server.on('request', requestParsed);
   server.on('checkContinue', requestParsed);
