@@ -43,6 +43,13 @@ const PARSE_ERRORS: ReadonlyMap<string, readonly [number, string]> = new Map([
 
 type Refuse = (error: ProxyError) => void;
 
+/**
+ * The turn of a request that takes the connection over (CONNECT, Upgrade) is over once it has
+ * started: node:http reads no request after it, so nothing waits behind it, and a tunnel that
+ * lasts hours keeps no promise of its turn.
+ */
+const HANDED_OVER: Promise<void> = Promise.resolve();
+
 export function createHttpHandler(env: ProtocolEnv): ProtocolHandler {
   const clients = new WeakMap<Socket, Accepted>();
   // The requests of each connection, served one at a time, and a parse error after them.
@@ -186,7 +193,7 @@ export function createHttpHandler(env: ProtocolEnv): ProtocolHandler {
         );
         run(req, 'connect', target, refuse, proceed);
       }
-      return closed(socket);
+      return HANDED_OVER;
     };
     turns.take(socket, serve, true);
   });
@@ -205,7 +212,7 @@ export function createHttpHandler(env: ProtocolEnv): ProtocolHandler {
         );
         run(req, 'http', at.target, refuse, proceed);
       }
-      return closed(socket);
+      return HANDED_OVER;
     };
     turns.take(socket, serve, true);
   });
