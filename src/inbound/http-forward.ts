@@ -4,13 +4,13 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { httpStatus, ProxyError, toProxyError, upstreamError } from '../errors.js';
-import type { PlainResponse } from '../outbound/plain-request.js';
+import type { BodySink, ClientPresence, PlainResponse } from '../outbound/plain-request.js';
 import type { Session } from '../session.js';
 import { formatTarget } from '../target.js';
-import { pipeAtRate, readableAtRate } from '../throttled-pipe.js';
-import type { TokenBucket } from '../token-bucket.js';
+import { readableAtRate } from '../throttled-pipe.js';
+import { takeFromAll, type TokenBucket } from '../token-bucket.js';
 import { errorText } from './http-connect.js';
-import { endToEndHeaders, forwardedRequestHeaders, rawHead } from './http-headers.js';
+import { endToEndHeaders, forwardedRequestHeaders, headSize } from './http-headers.js';
 import type { AbsoluteTarget } from './http-target.js';
 
 /** Forwards one request and its response, both bodies streamed with backpressure. */
@@ -31,7 +31,7 @@ export async function forward(
     (req.headers['content-length'] ?? '0') === '0' &&
     req.headers['transfer-encoding'] === undefined;
   if (bodyless) req.resume();
-  const client = watchClient(req.socket, res);
+  const client = new ClientWatch(req.socket, res);
   let response: PlainResponse;
   try {
     response = await session.request({
@@ -47,7 +47,7 @@ export async function forward(
             res.writeContinue();
           }
         : undefined,
-      signal: client.signal,
+      client,
       idleMs: session.limits.idle_timeout,
     });
   } catch (err) {
@@ -69,29 +69,27 @@ async function relayResponse(
   at: AbsoluteTarget,
   viaEntry: string,
 ): Promise<void> {
-  const { message } = response;
   // Byte counts are approximate on a kept-alive client connection: `up` is the request body,
   // `down` the response head as we write it plus the body (before chunked framing).
-  let down = 0;
+  const sink = new ResponseSink(res, response, session.rate?.down);
   let complete = false;
   try {
-    const head = endToEndHeaders(message.rawHeaders, viaEntry);
-    down += rawHead(message, head).length;
-    res.writeHead(message.statusCode ?? 502, message.statusMessage, head);
-    message.on('data', (chunk: Buffer) => {
-      down += chunk.length;
-    });
-    await pipeBody(message, res, session.rate?.down);
+    const head = endToEndHeaders(response.rawHeaders, viaEntry);
+    sink.down += headSize(response.status, response.statusText, head);
+    res.writeHead(response.status, response.statusText, head);
+    await response.deliver(sink);
+    res.end();
     complete = true;
-    session.finish({ up: response.sent(), down, error: undefined });
+    session.finish({ up: response.sent(), down: sink.down, error: undefined });
   } catch (err) {
     const error =
       response.failure() ?? upstreamError(err, formatTarget(at.target), true, response.peer);
     // A response under way cannot be repaired: only closing the connection tells the client
     // it is incomplete.
     res.destroy();
-    session.finish({ up: response.sent(), down, error });
+    session.finish({ up: response.sent(), down: sink.down, error });
   } finally {
+    sink.stop();
     // Also ends an upload the origin did not wait for; node:http then closes the client
     // connection, whose unread body could not be framed any more.
     response.release(complete);
@@ -99,73 +97,96 @@ async function relayResponse(
 }
 
 /**
- * Streams a response body to the client with backpressure, at the rate of `buckets` when the
- * session has any (throttled-pipe.ts); resolves when all of it was handed to the client's
- * socket, rejects when either side broke off first. (stream.pipeline would do the same with an
- * AbortController and an exception object per response, a measurable share of a kept-alive
- * request's cost.)
+ * A response body on its way to the client, with backpressure: no more is asked of the
+ * upstream while the client's connection is full, or while the session's rate buckets
+ * (token-bucket.ts) are in debt. Nothing is dropped, and at most one chunk is held beyond
+ * what the socket holds.
  */
-function pipeBody(
-  body: IncomingMessage,
-  res: ServerResponse,
-  buckets: readonly TokenBucket[] | undefined,
-): Promise<void> {
-  return new Promise((resolve, reject) => {
-    let unpipe = (): void => undefined;
-    const cleanup = (): void => {
-      body.off('error', onError);
-      body.off('close', onBodyClose);
-      res.off('finish', onFinish);
-      res.off('close', onResClose);
-      res.off('error', onError);
-    };
-    const onFinish = (): void => {
-      cleanup();
-      resolve();
-    };
-    const onError = (err: Error): void => {
-      cleanup();
-      unpipe();
-      reject(err);
-    };
-    const onBodyClose = (): void => {
-      if (!body.readableEnded) onError(new Error('response body broke off'));
-    };
-    const onResClose = (): void => {
-      if (!res.writableFinished) onError(new Error('client closed the connection'));
-    };
-    body.on('error', onError);
-    body.once('close', onBodyClose);
-    res.once('finish', onFinish);
-    res.once('close', onResClose);
-    res.on('error', onError);
-    unpipe = pipeAtRate(body, res, buckets);
-  });
+class ResponseSink implements BodySink {
+  /** Bytes written to the client. */
+  down = 0;
+  private draining = false;
+  private refill: NodeJS.Timeout | undefined;
+  private readonly res: ServerResponse;
+  private readonly response: PlainResponse;
+  private readonly buckets: readonly TokenBucket[] | undefined;
+
+  constructor(
+    res: ServerResponse,
+    response: PlainResponse,
+    buckets: readonly TokenBucket[] | undefined,
+  ) {
+    this.res = res;
+    this.response = response;
+    this.buckets = buckets !== undefined && buckets.length > 0 ? buckets : undefined;
+  }
+
+  write(chunk: Buffer): boolean {
+    this.down += chunk.length;
+    const flowing = this.res.write(chunk);
+    const wait = this.buckets === undefined ? 0 : takeFromAll(this.buckets, chunk.length);
+    if (flowing && wait <= 0) return true;
+    if (!flowing && !this.draining) {
+      this.draining = true;
+      this.res.once('drain', this.onDrain);
+    }
+    if (wait > 0 && this.refill === undefined) this.refill = setTimeout(this.onRefilled, wait);
+    return false;
+  }
+
+  stop(): void {
+    clearTimeout(this.refill);
+    this.refill = undefined;
+    this.res.off('drain', this.onDrain);
+  }
+
+  private readonly onDrain = (): void => {
+    this.draining = false;
+    this.resume();
+  };
+
+  private readonly onRefilled = (): void => {
+    this.refill = undefined;
+    this.resume();
+  };
+
+  private resume(): void {
+    if (!this.draining && this.refill === undefined) this.response.resume();
+  }
 }
 
 /**
- * Aborts when the client leaves (or is closed: shutdown, admin) before its response is
+ * Says when the client leaves (or is closed: shutdown, admin) before its response is
  * complete, with the reason it was closed for when there is one; the outbound then closes the
  * upstream connection at once.
  */
-function watchClient(client: Socket, res: ServerResponse) {
-  const gone = new AbortController();
-  let reason: ProxyError | undefined;
-  const onClientError = (err: Error): void => {
-    if (err instanceof ProxyError) reason ??= err;
+class ClientWatch implements ClientPresence {
+  gone: ProxyError | undefined;
+  onGone: ((reason: ProxyError) => void) | undefined;
+  private reason: ProxyError | undefined;
+  private readonly client: Socket;
+  private readonly res: ServerResponse;
+
+  constructor(client: Socket, res: ServerResponse) {
+    this.client = client;
+    this.res = res;
+    client.on('error', this.onClientError);
+    res.once('close', this.onClose);
+  }
+
+  stop(): void {
+    this.client.off('error', this.onClientError);
+    this.res.off('close', this.onClose);
+  }
+
+  private readonly onClientError = (err: Error): void => {
+    if (err instanceof ProxyError) this.reason ??= err;
   };
-  const onClose = (): void => {
-    if (res.writableFinished) return;
-    gone.abort(reason ?? new ProxyError('CLIENT_CLOSED', 'client closed the connection'));
-  };
-  client.on('error', onClientError);
-  res.once('close', onClose);
-  return {
-    signal: gone.signal,
-    stop: (): void => {
-      client.off('error', onClientError);
-      res.off('close', onClose);
-    },
+
+  private readonly onClose = (): void => {
+    if (this.res.writableFinished) return;
+    this.gone = this.reason ?? new ProxyError('CLIENT_CLOSED', 'client closed the connection');
+    this.onGone?.(this.gone);
   };
 }
 

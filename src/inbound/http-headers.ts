@@ -75,10 +75,12 @@ export function forwardedRequestHeaders(
   }
   if (hostAt < 0) headers.unshift('Host', authority);
   if (upgrade) return headers;
-  // node:http de-chunks the body; ours is chunked again on this hop (node frames it).
+  // node:http de-chunks the body; one without a length is chunked again on this hop by the
+  // client that sends it.
   const length = req.headers['content-length'];
-  if (req.headers['transfer-encoding'] !== undefined) headers.push('Transfer-Encoding', 'chunked');
-  else if (length !== undefined) headers.push('Content-Length', length);
+  if (length !== undefined && req.headers['transfer-encoding'] === undefined) {
+    headers.push('Content-Length', length);
+  }
   return headers;
 }
 
@@ -89,6 +91,16 @@ export function rawHead(res: IncomingMessage, headers: readonly string[]): strin
     head += `${headers[i] ?? ''}: ${headers[i + 1] ?? ''}\r\n`;
   }
   return `${head}\r\n`;
+}
+
+/** The size of the head `rawHead` would write, without writing it. */
+export function headSize(status: number, statusText: string, headers: readonly string[]): number {
+  // "HTTP/1.1 " + status + " " + text + CRLF, then "name: value" CRLF each, then CRLF.
+  let size = 9 + `${status}`.length + 1 + statusText.length + 2 + 2;
+  for (let i = 0; i + 1 < headers.length; i += 2) {
+    size += (headers[i] ?? '').length + 2 + (headers[i + 1] ?? '').length + 2;
+  }
+  return size;
 }
 
 /** The lower-cased field names listed in every Connection field, framing fields excepted. */

@@ -3,7 +3,14 @@ import type { Duplex } from 'node:stream';
 import { fromDialError, ProxyError, toProxyError, type ErrorCode } from '../errors.js';
 import type { DestinationPolicy } from '../policy.js';
 import { formatTarget, hostToString, parseHost, type Target } from '../target.js';
-import { abortReason, createDirectOutbound, dialTcp, policedLookup } from './direct.js';
+import {
+  abortReason,
+  createDirectOutbound,
+  dialTcp,
+  policedLookup,
+  redialSignal,
+} from './direct.js';
+import { HttpConnection } from './http-connection.js';
 import { createOriginLink, type Reuse } from './http-link.js';
 import { createHttpPool } from './http-pool.js';
 import type { Connected, DialContext, Hop, Outbound } from './types.js';
@@ -34,23 +41,30 @@ export function createChainOutbound(
   // is an HTTP proxy (requests in absolute-form), else tunnels to the target itself.
   const pool = createHttpPool();
 
+  /** A new connection through every hop, for plain requests. */
+  const dialHttp = async (target: Target, context: DialContext): Promise<HttpConnection> => {
+    const forHttp = forwarding !== undefined;
+    return new HttpConnection(
+      (await fold(hops, target, context, policy, toProxies, forHttp)).stream,
+    );
+  };
+
   /** A kept connection for this target if there is one, else a new one through every hop. */
   const dialForHttp = async (target: Target, context: DialContext): Promise<Connected> => {
     const key = formatTarget(target);
     const idle = pool.take(key);
-    const stream =
-      idle ??
-      (await fold(hops, target, context, policy, toProxies, forwarding !== undefined)).stream;
+    const conn = idle ?? (await dialHttp(target, context));
     const reuse: Reuse = {
       reused: idle !== undefined,
-      keep: () => {
-        pool.put(key, stream);
+      keep: (kept) => {
+        pool.put(key, kept);
       },
+      redial: () => dialHttp(target, { ...context, signal: redialSignal(context) }),
     };
     return {
-      stream,
+      stream: conn.stream,
       bound: undefined,
-      http: forwarding ? forwarding.link(stream, reuse, context) : createOriginLink(stream, reuse),
+      http: forwarding ? forwarding.link(conn, reuse, context) : createOriginLink(conn, reuse),
     };
   };
 

@@ -1,11 +1,19 @@
 // RFC 9112 §3.2.1-§3.2.2 (origin-form, absolute-form), RFC 9110 §11.7.1-§11.7.2 (407 and
 // Proxy-Authorization): how plain requests go on a connection to the origin or to an upstream
 // HTTP proxy, and when they go again.
-import type { Duplex } from 'node:stream';
 import { ProxyError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { drain, exchange, type Exchanged } from './http-exchange.js';
-import type { Attempts, HttpLink, PlainRequest, PlainResponse, Retry } from './plain-request.js';
+import type { HttpConnection } from './http-connection.js';
+import { exchangeWithContinue } from './http-continue.js';
+import { exchange, type Exchanged, type Wire } from './http-exchange.js';
+import {
+  drain,
+  type Attempts,
+  type HttpLink,
+  type PlainRequest,
+  type PlainResponse,
+  type Retry,
+} from './plain-request.js';
 import { ChallengeAnswerer, type ProxyAuth } from './proxy-auth/answerer.js';
 import { challengeFields } from './proxy-auth/challenge.js';
 import { FIRST_REST_MS } from './proxy-auth/lockout.js';
@@ -13,23 +21,60 @@ import { FIRST_REST_MS } from './proxy-auth/lockout.js';
 /** A pooled connection's state: whether it served before, and how to hand it back. */
 export interface Reuse {
   readonly reused: boolean;
-  /** Files the stream back in its pool; undefined: it is closed after one exchange. */
-  readonly keep: (() => void) | undefined;
+  /** Files a connection back in its pool; undefined: it is closed after one exchange. */
+  readonly keep: ((conn: HttpConnection) => void) | undefined;
+  /**
+   * A new connection to the same place, for a request only node:http can send (`Expect:
+   * 100-continue`) when undici has taken this one over; undefined: the request fails instead.
+   */
+  readonly redial: (() => Promise<HttpConnection>) | undefined;
 }
 
 /** Origin-form requests to the origin itself (directly, or through a tunnel). */
-export function createOriginLink(stream: Duplex, reuse: Reuse): HttpLink {
+export function createOriginLink(conn: HttpConnection, reuse: Reuse): HttpLink {
   return {
     async send(request, attempts) {
-      const outcome = await exchange(stream, request, {
+      const { keep } = reuse;
+      const on = await connectionFor(request, conn, reuse);
+      const outcome = await send(on, request, {
         requestTarget: request.path,
         authorization: undefined,
         peer: 'origin',
-        keep: reuse.keep,
+        keep:
+          keep &&
+          (() => {
+            keep(on);
+          }),
       });
-      return settle(outcome, reuse.reused, attempts);
+      return settle(outcome, reuse.reused && on === conn, attempts);
     },
   };
+}
+
+/** undici for every request, but those whose client waits for a 100: node:http passes it on. */
+function send(conn: HttpConnection, request: PlainRequest, wire: Wire): Promise<Exchanged> {
+  return request.onContinue === undefined
+    ? exchange(conn, request, wire)
+    : exchangeWithContinue(conn, request, wire);
+}
+
+/**
+ * `conn`, unless the request waits for a 100 and undici has taken `conn` over: then a new
+ * connection, and `conn` goes back to its pool.
+ */
+async function connectionFor(
+  request: PlainRequest,
+  conn: HttpConnection,
+  reuse: Reuse,
+): Promise<HttpConnection> {
+  if (request.onContinue === undefined || !conn.adopted) return conn;
+  const { keep, redial } = reuse;
+  if (keep) keep(conn);
+  else conn.close();
+  if (!redial) {
+    throw new ProxyError('UPSTREAM_FAILED', `${request.authority}: no connection for the request`);
+  }
+  return redial();
 }
 
 export interface UpstreamHttpProxy {
@@ -48,17 +93,19 @@ const MAX_CHALLENGES = 5;
  * An answer goes on the connection that brought the challenge when the proxy keeps it open (a
  * connection-bound scheme, NTLM, must), else on a new one.
  */
-export function createProxyLink(stream: Duplex, reuse: Reuse, proxy: UpstreamHttpProxy): HttpLink {
+export function createProxyLink(
+  first: HttpConnection,
+  reuse: Reuse,
+  proxy: UpstreamHttpProxy,
+): HttpLink {
   const pooled = reuse.keep;
   // Between two rounds of a challenge the connection stays with this request, not in the pool.
   let holding = false;
   let held = false;
-  const keep =
-    pooled &&
-    ((): void => {
-      if (holding) held = true;
-      else pooled();
-    });
+  const keepOf = (conn: HttpConnection) => (): void => {
+    if (holding) held = true;
+    else pooled?.(conn);
+  };
   /** Lets go of a refusal and says whether its connection can carry the next round. */
   const holdAfter = (response: PlainResponse, complete: boolean): boolean => {
     holding = true;
@@ -78,8 +125,10 @@ export function createProxyLink(stream: Duplex, reuse: Reuse, proxy: UpstreamHtt
         { keepsConnection: pooled !== undefined },
       ));
       if (fresh) attempts.authorization = answerer.first();
-      for (let reused = reuse.reused; ; reused = true) {
-        const outcome = await exchange(stream, request, {
+      const conn = await connectionFor(request, first, reuse);
+      const keep = pooled && keepOf(conn);
+      for (let reused = reuse.reused && conn === first; ; reused = true) {
+        const outcome = await send(conn, request, {
           requestTarget: uri,
           authorization: attempts.authorization,
           peer: `upstream proxy ${proxy.label}`,
@@ -87,15 +136,15 @@ export function createProxyLink(stream: Duplex, reuse: Reuse, proxy: UpstreamHtt
         });
         const response = await settle(outcome, reused, attempts);
         if (typeof response === 'string') return response;
-        if (response.message.statusCode !== 407) {
+        if (response.status !== 407) {
           answerer.succeeded();
           return response;
         }
-        const kept = holdAfter(response, await drain(response.message));
+        const kept = holdAfter(response, await drain(response));
         try {
           attempts.authorization = await answer(response, request, attempts, answerer, proxy);
         } catch (err) {
-          if (kept) stream.destroy();
+          if (kept) conn.close();
           throw err;
         }
         if (!kept) {
@@ -128,7 +177,7 @@ async function answer(
     if (request.body !== undefined || attempts.count >= MAX_CHALLENGES) {
       throw answerer.refusal(407, request.authority);
     }
-    const authorization = await answerer.answer(challengeFields(response.message.rawHeaders));
+    const authorization = await answerer.answer(challengeFields(response.rawHeaders));
     proxy.log.debug(
       { upstream: proxy.label, scheme: answerer.scheme, round: attempts.count },
       'answering the upstream proxy challenge',

@@ -1,17 +1,17 @@
-import type { Duplex } from 'node:stream';
+import type { HttpConnection } from './http-connection.js';
 
 /**
- * Idle kept-alive connections to an upstream HTTP proxy, for plain http:// requests. A
- * connection is filed under the target it carried requests for and handed out again only for
- * that target, so one client's request never travels on a connection opened for another site.
- * Only node:http decides that a connection is reusable (it emits 'free' after a complete
- * exchange the proxy agreed to keep open); anything else (an error, a close, a byte nobody asked
- * for, too long idle) destroys it.
+ * Idle kept-alive connections to an origin or an upstream HTTP proxy, for plain http://
+ * requests. A connection is filed under the target it carried requests for and handed out
+ * again only for that target, so one client's request never travels on a connection opened for
+ * another site. Only the HTTP client that parsed the last response (undici, or node:http for a
+ * request that waited for a 100) decides that a connection is reusable; anything else (an
+ * error, a close, a byte nobody asked for, too long idle) destroys it.
  */
 export interface HttpPool {
   /** The most recently idled healthy connection for `key`, removed from the pool. */
-  take(key: string): Duplex | undefined;
-  put(key: string, stream: Duplex): void;
+  take(key: string): HttpConnection | undefined;
+  put(key: string, conn: HttpConnection): void;
   readonly size: number;
 }
 
@@ -25,12 +25,14 @@ export interface PoolLimits {
 export const DEFAULT_POOL_LIMITS: PoolLimits = { idleMs: 4_000, perTarget: 4, total: 64 };
 
 interface Idle {
-  readonly stream: Duplex;
-  /** Stops watching the stream (timer and listeners) without closing it. */
+  readonly conn: HttpConnection;
+  /** Stops watching the connection (timer and listeners) without closing it. */
   readonly release: () => void;
+  /** Takes it out of the pool and closes it: it cannot serve again. */
+  discard: () => void;
 }
 
-type Unrefable = Duplex & { ref?: () => void; unref?: () => void };
+type Unrefable = { ref?: () => void; unref?: () => void };
 
 export function createHttpPool(limits: PoolLimits = DEFAULT_POOL_LIMITS): HttpPool {
   const idle = new Map<string, Idle[]>();
@@ -38,7 +40,7 @@ export function createHttpPool(limits: PoolLimits = DEFAULT_POOL_LIMITS): HttpPo
 
   const remove = (key: string, entry: Idle): void => {
     const list = idle.get(key);
-    const at = list?.indexOf(entry) ?? -1;
+    const at = list?.lastIndexOf(entry) ?? -1;
     if (!list || at < 0) return;
     list.splice(at, 1);
     size--;
@@ -51,7 +53,7 @@ export function createHttpPool(limits: PoolLimits = DEFAULT_POOL_LIMITS): HttpPo
     if (key === undefined || !oldest) return;
     remove(key, oldest);
     oldest.release();
-    oldest.stream.destroy();
+    oldest.conn.close();
   };
 
   return {
@@ -64,14 +66,14 @@ export function createHttpPool(limits: PoolLimits = DEFAULT_POOL_LIMITS): HttpPo
         const entry = list[list.length - 1] as Idle;
         remove(key, entry);
         entry.release();
-        if (usable(entry.stream)) return entry.stream;
-        entry.stream.destroy();
+        if (entry.conn.usable) return entry.conn;
+        entry.conn.close();
       }
       return undefined;
     },
-    put(key, stream) {
-      if (!usable(stream)) {
-        stream.destroy();
+    put(key, conn) {
+      if (!conn.usable) {
+        conn.close();
         return;
       }
       const list = idle.get(key) ?? [];
@@ -79,33 +81,16 @@ export function createHttpPool(limits: PoolLimits = DEFAULT_POOL_LIMITS): HttpPo
         const oldest = list[0] as Idle;
         remove(key, oldest);
         oldest.release();
-        oldest.stream.destroy();
+        oldest.conn.close();
       }
       if (size >= limits.total) evictOldest();
-      const discard = (): void => {
+      const entry = conn.adopted
+        ? watchAdopted(conn, limits.idleMs)
+        : watchRaw(conn, limits.idleMs);
+      entry.discard = () => {
         remove(key, entry);
         entry.release();
-        stream.destroy();
-      };
-      const timer = setTimeout(discard, limits.idleMs);
-      timer.unref();
-      // While idle the proxy has nothing to say: data, a FIN or an error all mean "do not reuse".
-      stream.on('data', discard);
-      stream.on('end', discard);
-      stream.on('error', discard);
-      stream.on('close', discard);
-      // An idle connection does not keep the process alive (shutdown, tests).
-      (stream as Unrefable).unref?.();
-      const entry: Idle = {
-        stream,
-        release: () => {
-          clearTimeout(timer);
-          stream.off('data', discard);
-          stream.off('end', discard);
-          stream.off('error', discard);
-          stream.off('close', discard);
-          (stream as Unrefable).ref?.();
-        },
+        conn.close();
       };
       list.push(entry);
       if (!idle.has(key)) idle.set(key, list);
@@ -114,6 +99,55 @@ export function createHttpPool(limits: PoolLimits = DEFAULT_POOL_LIMITS): HttpPo
   };
 }
 
-function usable(stream: Duplex): boolean {
-  return !stream.destroyed && stream.writable && !stream.readableEnded;
+/**
+ * undici reads a connection it has taken over even while idle, and closes it itself for a
+ * byte nobody asked for, a FIN or an error (and unrefs it): a close or too long idle is all
+ * there is to watch.
+ */
+function watchAdopted(conn: HttpConnection, idleMs: number): Idle {
+  const { stream } = conn;
+  const onClose = (): void => {
+    entry.discard();
+  };
+  const timer = setTimeout(onClose, idleMs);
+  timer.unref();
+  stream.on('close', onClose);
+  const entry: Idle = {
+    conn,
+    discard: () => undefined,
+    release: () => {
+      clearTimeout(timer);
+      stream.off('close', onClose);
+    },
+  };
+  return entry;
+}
+
+/** A stream nobody reads: while idle the far end has nothing to say, so any event ends it. */
+function watchRaw(conn: HttpConnection, idleMs: number): Idle {
+  const { stream } = conn;
+  const onEvent = (): void => {
+    entry.discard();
+  };
+  const timer = setTimeout(onEvent, idleMs);
+  timer.unref();
+  stream.on('data', onEvent);
+  stream.on('end', onEvent);
+  stream.on('error', onEvent);
+  stream.on('close', onEvent);
+  // An idle connection does not keep the process alive (shutdown, tests).
+  (stream as Unrefable).unref?.();
+  const entry: Idle = {
+    conn,
+    discard: () => undefined,
+    release: () => {
+      clearTimeout(timer);
+      stream.off('data', onEvent);
+      stream.off('end', onEvent);
+      stream.off('error', onEvent);
+      stream.off('close', onEvent);
+      (stream as Unrefable).ref?.();
+    },
+  };
+  return entry;
 }
