@@ -41,25 +41,25 @@ export function createChainOutbound(
   // is an HTTP proxy (requests in absolute-form), else tunnels to the target itself.
   const pool = createHttpPool();
 
+  const keep = (conn: HttpConnection): void => {
+    pool.put(conn.key, conn);
+  };
   /** A new connection through every hop, for plain requests. */
-  const dialHttp = async (target: Target, context: DialContext): Promise<HttpConnection> => {
+  const dialHttp = async (target: Target, key: string, context: DialContext) => {
     const forHttp = forwarding !== undefined;
-    return new HttpConnection(
-      (await fold(hops, target, context, policy, toProxies, forHttp)).stream,
-    );
+    const { stream } = await fold(hops, target, context, policy, toProxies, forHttp);
+    return new HttpConnection(stream, key);
   };
 
   /** A kept connection for this target if there is one, else a new one through every hop. */
   const dialForHttp = async (target: Target, context: DialContext): Promise<Connected> => {
     const key = formatTarget(target);
     const idle = pool.take(key);
-    const conn = idle ?? (await dialHttp(target, context));
+    const conn = idle ?? (await dialHttp(target, key, context));
     const reuse: Reuse = {
       reused: idle !== undefined,
-      keep: (kept) => {
-        pool.put(key, kept);
-      },
-      redial: () => dialHttp(target, { ...context, signal: redialSignal(context) }),
+      keep,
+      redial: () => dialHttp(target, key, { ...context, signal: redialSignal(context) }),
     };
     return {
       stream: conn.stream,

@@ -23,21 +23,22 @@ export function createDirectOutbound(policy: DestinationPolicy, name = 'direct')
   // TCP connection per request is most of a forwarded request's cost. Many clients share one
   // gateway, so a busy origin gets more idle connections than a single browser would keep.
   const pool = createHttpPool(ORIGIN_POOL_LIMITS);
-  const dialHttp = async (target: Target, context: DialContext): Promise<HttpConnection> =>
-    new HttpConnection((await dialTcp(target, context, policy, lookup)).stream);
+  const keep = (conn: HttpConnection): void => {
+    pool.put(conn.key, conn);
+  };
+  const dialHttp = async (target: Target, key: string, context: DialContext) =>
+    new HttpConnection((await dialTcp(target, context, policy, lookup)).stream, key);
   return {
     name,
     async dial(target, context) {
       if (context.purpose !== 'http') return dialTcp(target, context, policy, lookup);
       const key = formatTarget(target);
       const idle = pool.take(key);
-      const conn = idle ?? (await dialHttp(target, context));
+      const conn = idle ?? (await dialHttp(target, key, context));
       const reuse: Reuse = {
         reused: idle !== undefined,
-        keep: (kept) => {
-          pool.put(key, kept);
-        },
-        redial: () => dialHttp(target, { ...context, signal: redialSignal(context) }),
+        keep,
+        redial: () => dialHttp(target, key, { ...context, signal: redialSignal(context) }),
       };
       return { stream: conn.stream, bound: undefined, http: createOriginLink(conn, reuse) };
     },

@@ -12,10 +12,20 @@ import { Client, type buildConnector } from 'undici';
  */
 export class HttpConnection {
   readonly stream: Duplex;
+  /** The target it carries requests for: the pool files it under this. */
+  readonly key: string;
+  /** The pool holding it while it is idle, told when it closes there. */
+  idleIn: IdleHolder | undefined;
   private client: Client | undefined;
+  private idleMs = 0;
+  /** The exchange under way, told when the stream has been quiet for `idleMs`. */
+  private onQuiet: (() => void) | undefined;
 
-  constructor(stream: Duplex) {
+  constructor(stream: Duplex, key = '') {
     this.stream = stream;
+    this.key = key;
+    stream.on('close', this.onClose);
+    stream.on('timeout', this.onTimeout);
   }
 
   /** undici has taken the stream over: nothing else may read or write it any more. */
@@ -34,14 +44,32 @@ export class HttpConnection {
     this.client ??= new Client(PLACEHOLDER_ORIGIN, {
       connect: handOver(this.stream),
       pipelining: 1,
-      // junction has its own: idle_timeout per exchange, the pool's idle limit.
+      // junction has its own: idle_timeout per exchange (watchIdle).
       headersTimeout: 0,
       bodyTimeout: 0,
-      keepAliveTimeout: KEEP_ALIVE_MS,
-      keepAliveMaxTimeout: KEEP_ALIVE_MS,
+      // undici closes the connection after this long unused (less when the far end says it
+      // keeps connections for less): the pool's idle limit.
+      keepAliveTimeout: POOL_IDLE_MS,
+      keepAliveMaxTimeout: POOL_IDLE_MS,
       allowH2: false,
     });
     return this.client;
+  }
+
+  /**
+   * Calls `onQuiet` when no byte went either way for `ms` (0: never) until `unwatchIdle`. The
+   * socket's own timer is set once per connection and refreshed by its reads and writes:
+   * nothing is armed per request.
+   */
+  watchIdle(ms: number, onQuiet: () => void): void {
+    this.onQuiet = onQuiet;
+    if (ms === this.idleMs) return;
+    this.idleMs = ms;
+    (this.stream as Timed).setTimeout?.(ms);
+  }
+
+  unwatchIdle(): void {
+    this.onQuiet = undefined;
   }
 
   close(): void {
@@ -53,16 +81,32 @@ export class HttpConnection {
     // paused response that ends with the connection, it would fail an assertion of its own.
     this.stream.destroy(Object.assign(new Error('connection closed'), { code: 'ECONNABORTED' }));
   }
+
+  private readonly onClose = (): void => {
+    this.idleIn?.drop(this);
+  };
+
+  private readonly onTimeout = (): void => {
+    // Quiet while idle in a pool: the pool's limit is shorter, and undici's keep-alive ends it.
+    this.onQuiet?.();
+  };
 }
+
+/** Where an idle connection waits: it leaves when it closes. */
+export interface IdleHolder {
+  drop(conn: HttpConnection): void;
+}
+
+/** How long an idle connection is kept: below the usual keep-alive timeouts of servers. */
+export const POOL_IDLE_MS = 4_000;
+
+type Timed = Duplex & { setTimeout?: (ms: number) => unknown };
 
 /**
  * undici's client needs an origin, for a Host field that is never sent (every request carries
  * its own) and for its messages.
  */
 const PLACEHOLDER_ORIGIN = 'http://upstream.invalid';
-
-/** Beyond the pool's own idle limit, which closes the connection first. */
-const KEEP_ALIVE_MS = 60_000;
 
 /**
  * The stream the first time undici connects; a failure ever after. The callback is called on a

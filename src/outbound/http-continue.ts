@@ -9,8 +9,6 @@ import type { HttpConnection } from './http-connection.js';
 import type { Exchanged, Wire } from './http-exchange.js';
 import type { BodySink, PlainRequest } from './plain-request.js';
 
-type Timed = { setTimeout?: (ms: number, onTimeout?: () => void) => unknown };
-
 /**
  * Sends `request` on `conn`, which undici has not taken over, and resolves with the response
  * head, or with why there is none. The connection is kept (as a raw stream) when node:http says
@@ -62,7 +60,7 @@ export async function exchangeWithContinue(
     watch.stop();
     stream.off('free', onFree);
     stream.off('error', ignore);
-    if (complete && freed && wire.keep) wire.keep();
+    if (complete && freed && wire.keep) wire.keep(conn);
     // Also ends an upload the origin did not wait for.
     else stream.destroy();
   };
@@ -124,19 +122,17 @@ function watchFailures(conn: HttpConnection, request: PlainRequest) {
   };
   if (client.gone) onGone(client.gone);
   else client.onGone = onGone;
-  const timed = conn.stream as Timed;
   const onIdle = (): void => {
     first ??= new ProxyError('IDLE_TIMEOUT', `no traffic for ${idleMs}ms`);
     conn.close();
   };
-  if (idleMs > 0) timed.setTimeout?.(idleMs, onIdle);
+  conn.watchIdle(idleMs, onIdle);
   return {
     failure: (): ProxyError | undefined => first,
     stop: (): void => {
       client.onGone = undefined;
       // The connection may serve another request: nothing of this one stays on it.
-      if (idleMs > 0) timed.setTimeout?.(0);
-      conn.stream.off('timeout', onIdle);
+      conn.unwatchIdle();
     },
   };
 }

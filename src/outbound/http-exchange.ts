@@ -18,7 +18,7 @@ export interface Wire {
    * Takes the connection back after a complete exchange that left it reusable; without it the
    * connection is closed after one exchange.
    */
-  readonly keep: (() => void) | undefined;
+  readonly keep: ((conn: HttpConnection) => void) | undefined;
 }
 
 export type Exchanged =
@@ -55,7 +55,11 @@ const PARSER_CODE = 'HPE_INVALID';
 /** Requests undici refuses to write (a field or target node:http's parser let through). */
 const UNSENDABLE = new Set(['UND_ERR_INVALID_ARG', 'UND_ERR_NOT_SUPPORTED']);
 
-type Timed = { setTimeout?: (ms: number, onTimeout?: () => void) => unknown };
+/**
+ * Body parsed before the inbound asks for it (a small response arrives whole with its head) is
+ * held up to this much; beyond it undici's parser waits.
+ */
+const EARLY_LIMIT = 64 * 1024;
 
 /**
  * One exchange, as undici's handler (the callback style: the cheapest it has) and as the
@@ -71,6 +75,8 @@ class UndiciExchange implements Dispatcher.DispatchHandler, PlainResponse {
   private answered = false;
   private resumeParser: (() => void) | undefined;
   private sink: BodySink | undefined;
+  private early: Buffer[] | undefined;
+  private earlyBytes = 0;
   private ended = false;
   private broken: ProxyError | undefined;
   private delivered: { resolve: () => void; reject: (err: Error) => void } | undefined;
@@ -107,7 +113,7 @@ class UndiciExchange implements Dispatcher.DispatchHandler, PlainResponse {
       return;
     }
     client.onGone = this.onClientGone;
-    if (request.idleMs > 0) (conn.stream as Timed).setTimeout?.(request.idleMs, this.onIdle);
+    conn.watchIdle(request.idleMs, this.onIdle);
     conn.dispatcher().dispatch(
       {
         method: request.method,
@@ -155,12 +161,16 @@ class UndiciExchange implements Dispatcher.DispatchHandler, PlainResponse {
     this.resumeParser = resume;
     this.answered = true;
     this.settle({ response: this });
-    // The body waits for its sink (deliver).
-    return false;
+    return true;
   }
 
   onData(chunk: Buffer): boolean {
-    return (this.sink as BodySink).write(chunk);
+    const { sink } = this;
+    if (sink) return sink.write(chunk);
+    // Before the inbound has written the head: held until deliver.
+    (this.early ??= []).push(chunk);
+    this.earlyBytes += chunk.length;
+    return this.earlyBytes < EARLY_LIMIT;
   }
 
   onComplete(): void {
@@ -209,12 +219,19 @@ class UndiciExchange implements Dispatcher.DispatchHandler, PlainResponse {
   }
 
   deliver(sink: BodySink): Promise<void> {
+    this.sink = sink;
+    let flowing = true;
+    const { early } = this;
+    if (early) {
+      this.early = undefined;
+      // Already read: it all goes, and the sink's backpressure holds back what follows.
+      for (const chunk of early) flowing = sink.write(chunk) && flowing;
+    }
     if (this.ended) return Promise.resolve();
     if (this.broken) return Promise.reject(this.broken);
-    this.sink = sink;
     return new Promise<void>((resolve, reject) => {
       this.delivered = { resolve, reject };
-      this.resume();
+      if (flowing) this.resume();
     });
   }
 
@@ -225,12 +242,11 @@ class UndiciExchange implements Dispatcher.DispatchHandler, PlainResponse {
   release(complete: boolean): void {
     if (this.released) return;
     this.released = true;
-    const { client, idleMs } = this.request;
+    const { client } = this.request;
     client.onGone = undefined;
     // The connection may serve another request: nothing of this one stays on it.
-    if (idleMs > 0) (this.conn.stream as Timed).setTimeout?.(0);
-    this.conn.stream.off('timeout', this.onIdle);
-    if (complete && this.wire.keep && this.conn.usable) this.wire.keep();
+    this.conn.unwatchIdle();
+    if (complete && this.wire.keep && this.conn.usable) this.wire.keep(this.conn);
     // Also ends an upload the origin did not wait for.
     else this.conn.close();
   }

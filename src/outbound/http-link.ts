@@ -32,23 +32,29 @@ export interface Reuse {
 
 /** Origin-form requests to the origin itself (directly, or through a tunnel). */
 export function createOriginLink(conn: HttpConnection, reuse: Reuse): HttpLink {
-  return {
-    async send(request, attempts) {
-      const { keep } = reuse;
-      const on = await connectionFor(request, conn, reuse);
-      const outcome = await send(on, request, {
-        requestTarget: request.path,
-        authorization: undefined,
-        peer: 'origin',
-        keep:
-          keep &&
-          (() => {
-            keep(on);
-          }),
-      });
-      return settle(outcome, reuse.reused && on === conn, attempts);
-    },
-  };
+  return new OriginLink(conn, reuse);
+}
+
+class OriginLink implements HttpLink {
+  private readonly conn: HttpConnection;
+  private readonly reuse: Reuse;
+
+  constructor(conn: HttpConnection, reuse: Reuse) {
+    this.conn = conn;
+    this.reuse = reuse;
+  }
+
+  async send(request: PlainRequest, attempts: Attempts): Promise<PlainResponse | Retry> {
+    const { conn, reuse } = this;
+    const on = needsOwnConnection(request, conn) ? await redial(request, conn, reuse) : conn;
+    const outcome = await send(on, request, {
+      requestTarget: request.path,
+      authorization: undefined,
+      peer: 'origin',
+      keep: reuse.keep,
+    });
+    return settle(outcome, reuse.reused && on === conn, attempts);
+  }
 }
 
 /** undici for every request, but those whose client waits for a 100: node:http passes it on. */
@@ -58,23 +64,24 @@ function send(conn: HttpConnection, request: PlainRequest, wire: Wire): Promise<
     : exchangeWithContinue(conn, request, wire);
 }
 
-/**
- * `conn`, unless the request waits for a 100 and undici has taken `conn` over: then a new
- * connection, and `conn` goes back to its pool.
- */
-async function connectionFor(
+/** A request whose client waits for a 100, and a connection undici has already taken over. */
+function needsOwnConnection(request: PlainRequest, conn: HttpConnection): boolean {
+  return request.onContinue !== undefined && conn.adopted;
+}
+
+/** A new connection for the request; `conn` goes back to its pool. */
+async function redial(
   request: PlainRequest,
   conn: HttpConnection,
   reuse: Reuse,
 ): Promise<HttpConnection> {
-  if (request.onContinue === undefined || !conn.adopted) return conn;
-  const { keep, redial } = reuse;
+  const { keep } = reuse;
   if (keep) keep(conn);
   else conn.close();
-  if (!redial) {
+  if (!reuse.redial) {
     throw new ProxyError('UPSTREAM_FAILED', `${request.authority}: no connection for the request`);
   }
-  return redial();
+  return reuse.redial();
 }
 
 export interface UpstreamHttpProxy {
@@ -102,10 +109,12 @@ export function createProxyLink(
   // Between two rounds of a challenge the connection stays with this request, not in the pool.
   let holding = false;
   let held = false;
-  const keepOf = (conn: HttpConnection) => (): void => {
-    if (holding) held = true;
-    else pooled?.(conn);
-  };
+  const keep =
+    pooled &&
+    ((conn: HttpConnection): void => {
+      if (holding) held = true;
+      else pooled(conn);
+    });
   /** Lets go of a refusal and says whether its connection can carry the next round. */
   const holdAfter = (response: PlainResponse, complete: boolean): boolean => {
     holding = true;
@@ -125,8 +134,7 @@ export function createProxyLink(
         { keepsConnection: pooled !== undefined },
       ));
       if (fresh) attempts.authorization = answerer.first();
-      const conn = await connectionFor(request, first, reuse);
-      const keep = pooled && keepOf(conn);
+      const conn = needsOwnConnection(request, first) ? await redial(request, first, reuse) : first;
       for (let reused = reuse.reused && conn === first; ; reused = true) {
         const outcome = await send(conn, request, {
           requestTarget: uri,
