@@ -31,7 +31,7 @@ export async function forward(
     (req.headers['content-length'] ?? '0') === '0' &&
     req.headers['transfer-encoding'] === undefined;
   if (bodyless) req.resume();
-  const client = new ClientWatch(req.socket, res);
+  const client = new ClientSide(req.socket, res, session.rate?.down);
   let response: PlainResponse;
   try {
     response = await session.request({
@@ -57,39 +57,36 @@ export async function forward(
     session.finish({ up: 0, down: 0, error });
     return;
   }
-  await relayResponse(session, res, response, at, viaEntry);
+  await relayResponse(session, client, response, at, viaEntry);
   client.stop();
 }
 
 /** Writes the response head and streams its body to the client, then ends the session. */
 async function relayResponse(
   session: Session,
-  res: ServerResponse,
+  client: ClientSide,
   response: PlainResponse,
   at: AbsoluteTarget,
   viaEntry: string,
 ): Promise<void> {
-  // Byte counts are approximate on a kept-alive client connection: `up` is the request body,
-  // `down` the response head as we write it plus the body (before chunked framing).
-  const sink = new ResponseSink(res, response, session.rate?.down);
+  const { res } = client;
   let complete = false;
   try {
     const head = endToEndHeaders(response.rawHeaders, viaEntry);
-    sink.down += headSize(response.status, response.statusText, head);
+    client.down += headSize(response.status, response.statusText, head);
     res.writeHead(response.status, response.statusText, head);
-    await response.deliver(sink);
+    await response.deliver(client.sinkFor(response));
     res.end();
     complete = true;
-    session.finish({ up: response.sent(), down: sink.down, error: undefined });
+    session.finish({ up: response.sent(), down: client.down, error: undefined });
   } catch (err) {
     const error =
       response.failure() ?? upstreamError(err, formatTarget(at.target), true, response.peer);
     // A response under way cannot be repaired: only closing the connection tells the client
     // it is incomplete.
     res.destroy();
-    session.finish({ up: response.sent(), down: sink.down, error });
+    session.finish({ up: response.sent(), down: client.down, error });
   } finally {
-    sink.stop();
     // Also ends an upload the origin did not wait for; node:http then closes the client
     // connection, whose unread body could not be framed any more.
     response.release(complete);
@@ -97,28 +94,40 @@ async function relayResponse(
 }
 
 /**
- * A response body on its way to the client, with backpressure: no more is asked of the
- * upstream while the client's connection is full, or while the session's rate buckets
- * (token-bucket.ts) are in debt. Nothing is dropped, and at most one chunk is held beyond
- * what the socket holds.
+ * The client of one forwarded request, as the outbound sees it (it says when the client leaves
+ * or is closed: shutdown, admin, with the reason it was closed for when there is one) and as
+ * where the response body goes, with backpressure: no more is asked of the upstream while the
+ * client's connection is full or the session's rate buckets (token-bucket.ts) are in debt.
+ * Nothing is dropped, and at most one chunk is held beyond what the socket holds.
  */
-class ResponseSink implements BodySink {
-  /** Bytes written to the client. */
+class ClientSide implements ClientPresence, BodySink {
+  gone: ProxyError | undefined;
+  onGone: ((reason: ProxyError) => void) | undefined;
+  /**
+   * Bytes written to the client. Approximate on a kept-alive client connection: the response
+   * head as we write it plus the body (before chunked framing).
+   */
   down = 0;
+  readonly res: ServerResponse;
+  private readonly socket: Socket;
+  private readonly buckets: readonly TokenBucket[] | undefined;
+  private reason: ProxyError | undefined;
+  private response: PlainResponse | undefined;
   private draining = false;
   private refill: NodeJS.Timeout | undefined;
-  private readonly res: ServerResponse;
-  private readonly response: PlainResponse;
-  private readonly buckets: readonly TokenBucket[] | undefined;
+  private onDrain: (() => void) | undefined;
 
-  constructor(
-    res: ServerResponse,
-    response: PlainResponse,
-    buckets: readonly TokenBucket[] | undefined,
-  ) {
+  constructor(socket: Socket, res: ServerResponse, buckets: readonly TokenBucket[] | undefined) {
+    this.socket = socket;
     this.res = res;
-    this.response = response;
     this.buckets = buckets !== undefined && buckets.length > 0 ? buckets : undefined;
+    socket.on('error', this.onClientError);
+    res.once('close', this.onClose);
+  }
+
+  sinkFor(response: PlainResponse): BodySink {
+    this.response = response;
+    return this;
   }
 
   write(chunk: Buffer): boolean {
@@ -128,55 +137,34 @@ class ResponseSink implements BodySink {
     if (flowing && wait <= 0) return true;
     if (!flowing && !this.draining) {
       this.draining = true;
-      this.res.once('drain', this.onDrain);
+      this.res.once('drain', (this.onDrain ??= this.drained.bind(this)));
     }
-    if (wait > 0 && this.refill === undefined) this.refill = setTimeout(this.onRefilled, wait);
+    if (wait > 0 && this.refill === undefined) {
+      this.refill = setTimeout(this.refilled.bind(this), wait);
+    }
     return false;
   }
 
   stop(): void {
+    this.socket.off('error', this.onClientError);
+    this.res.off('close', this.onClose);
     clearTimeout(this.refill);
     this.refill = undefined;
-    this.res.off('drain', this.onDrain);
+    if (this.onDrain) this.res.off('drain', this.onDrain);
   }
 
-  private readonly onDrain = (): void => {
+  private drained(): void {
     this.draining = false;
     this.resume();
-  };
+  }
 
-  private readonly onRefilled = (): void => {
+  private refilled(): void {
     this.refill = undefined;
     this.resume();
-  };
+  }
 
   private resume(): void {
-    if (!this.draining && this.refill === undefined) this.response.resume();
-  }
-}
-
-/**
- * Says when the client leaves (or is closed: shutdown, admin) before its response is
- * complete, with the reason it was closed for when there is one; the outbound then closes the
- * upstream connection at once.
- */
-class ClientWatch implements ClientPresence {
-  gone: ProxyError | undefined;
-  onGone: ((reason: ProxyError) => void) | undefined;
-  private reason: ProxyError | undefined;
-  private readonly client: Socket;
-  private readonly res: ServerResponse;
-
-  constructor(client: Socket, res: ServerResponse) {
-    this.client = client;
-    this.res = res;
-    client.on('error', this.onClientError);
-    res.once('close', this.onClose);
-  }
-
-  stop(): void {
-    this.client.off('error', this.onClientError);
-    this.res.off('close', this.onClose);
+    if (!this.draining && this.refill === undefined) this.response?.resume();
   }
 
   private readonly onClientError = (err: Error): void => {

@@ -41,7 +41,7 @@ export function endToEndHeaders(
     const lower = name.toLowerCase();
     if (upgrade && lower === 'connection') out.push(name, 'Upgrade');
     else if (upgrade && lower === 'upgrade') out.push(name, value);
-    else if (!HOP_BY_HOP.has(lower) && !listed.has(lower)) out.push(name, value);
+    else if (!HOP_BY_HOP.has(lower) && listed?.has(lower) !== true) out.push(name, value);
   }
   appendVia(out, viaEntry);
   return out;
@@ -103,14 +103,17 @@ export function headSize(status: number, statusText: string, headers: readonly s
   return size;
 }
 
-/** The lower-cased field names listed in every Connection field, framing fields excepted. */
-function connectionOptions(raw: readonly string[]): Set<string> {
-  const listed = new Set<string>();
+/**
+ * The lower-cased field names listed in every Connection field, framing fields excepted;
+ * undefined when there is none (most messages: no set to make).
+ */
+function connectionOptions(raw: readonly string[]): Set<string> | undefined {
+  let listed: Set<string> | undefined;
   for (let i = 0; i + 1 < raw.length; i += 2) {
     if (raw[i]?.toLowerCase() !== 'connection') continue;
     for (const token of (raw[i + 1] ?? '').split(',')) {
       const name = token.trim().toLowerCase();
-      if (!NOT_CONNECTION_OPTIONS.has(name)) listed.add(name);
+      if (!NOT_CONNECTION_OPTIONS.has(name)) (listed ??= new Set()).add(name);
     }
   }
   return listed;

@@ -20,6 +20,8 @@ export class HttpConnection {
   private idleMs = 0;
   /** The exchange under way, told when the stream has been quiet for `idleMs`. */
   private onQuiet: (() => void) | undefined;
+  /** When it began (Date.now()): the socket's timer may have been running before. */
+  private watchedSince = 0;
 
   constructor(stream: Duplex, key = '') {
     this.stream = stream;
@@ -63,6 +65,7 @@ export class HttpConnection {
    */
   watchIdle(ms: number, onQuiet: () => void): void {
     this.onQuiet = onQuiet;
+    this.watchedSince = Date.now();
     if (ms === this.idleMs) return;
     this.idleMs = ms;
     (this.stream as Timed).setTimeout?.(ms);
@@ -88,6 +91,8 @@ export class HttpConnection {
 
   private readonly onTimeout = (): void => {
     // Quiet while idle in a pool: the pool's limit is shorter, and undici's keep-alive ends it.
+    // Quiet since before the exchange began: its first write arms the timer again.
+    if (Date.now() - this.watchedSince < this.idleMs) return;
     this.onQuiet?.();
   };
 }

@@ -142,7 +142,7 @@ export function createProxyLink(
           peer: `upstream proxy ${proxy.label}`,
           keep,
         });
-        const response = await settle(outcome, reused, attempts);
+        const response = settle(outcome, reused, attempts);
         if (typeof response === 'string') return response;
         if (response.status !== 407) {
           answerer.succeeded();
@@ -202,13 +202,12 @@ async function answer(
   }
 }
 
-/** The response, or 'stale' for a request that may go again after a reused connection failed. */
-function settle(
-  outcome: Exchanged,
-  reused: boolean,
-  attempts: Attempts,
-): Promise<PlainResponse | Retry> {
-  if (outcome.response) return Promise.resolve(outcome.response);
-  if (outcome.stale && reused && attempts.retriable) return Promise.resolve('stale');
-  return Promise.reject(outcome.error);
+/**
+ * The response, or 'stale' for a request that may go again after a reused connection failed;
+ * throws the failure otherwise.
+ */
+function settle(outcome: Exchanged, reused: boolean, attempts: Attempts): PlainResponse | Retry {
+  if (outcome.response) return outcome.response;
+  if (outcome.stale && reused && attempts.retriable) return 'stale';
+  throw outcome.error;
 }
