@@ -42,7 +42,7 @@ export function createChainOutbound(
   const pool = createHttpPool();
 
   const keep = (conn: HttpConnection): void => {
-    pool.put(conn.key, conn);
+    pool.put(conn);
   };
   /** A new connection through every hop, for plain requests. */
   const dialHttp = async (target: Target, key: string, context: DialContext) => {

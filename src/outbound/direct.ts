@@ -24,7 +24,7 @@ export function createDirectOutbound(policy: DestinationPolicy, name = 'direct')
   // gateway, so a busy origin gets more idle connections than a single browser would keep.
   const pool = createHttpPool(ORIGIN_POOL_LIMITS);
   const keep = (conn: HttpConnection): void => {
-    pool.put(conn.key, conn);
+    pool.put(conn);
   };
   const dialHttp = async (target: Target, key: string, context: DialContext) =>
     new HttpConnection((await dialTcp(target, context, policy, lookup)).stream, key);

@@ -155,8 +155,9 @@ class UndiciExchange implements Dispatcher.DispatchHandler, PlainResponse {
     this.status = status;
     this.statusText = statusText;
     const headers = new Array<string>(rawHeaders.length);
-    for (let i = 0; i < rawHeaders.length; i++)
+    for (let i = 0; i < rawHeaders.length; i++) {
       headers[i] = (rawHeaders[i] as Buffer).toString('latin1');
+    }
     this.rawHeaders = headers;
     this.resumeParser = resume;
     this.answered = true;

@@ -11,7 +11,8 @@ import { POOL_IDLE_MS, type HttpConnection, type IdleHolder } from './http-conne
 export interface HttpPool {
   /** The most recently idled healthy connection for `key`, removed from the pool. */
   take(key: string): HttpConnection | undefined;
-  put(key: string, conn: HttpConnection): void;
+  /** Files `conn` under its key. */
+  put(conn: HttpConnection): void;
   readonly size: number;
 }
 
@@ -79,11 +80,12 @@ export function createHttpPool(limits: PoolLimits = DEFAULT_POOL_LIMITS): HttpPo
       }
       return undefined;
     },
-    put(key, conn) {
-      if (!conn.usable || key !== conn.key) {
+    put(conn) {
+      if (!conn.usable) {
         conn.close();
         return;
       }
+      const { key } = conn;
       const list = idle.get(key) ?? [];
       if (list.length >= limits.perTarget) discard(list[0] as HttpConnection);
       if (size >= limits.total) evictOldest();
