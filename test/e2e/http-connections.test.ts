@@ -89,3 +89,26 @@ test('Expect: 100-continue after a kept-alive request to the same origin: the 10
   assert.equal(originConnections, before);
   client.socket.destroy();
 });
+
+test('an origin answering before it reads the upload: the client gets the answer', async () => {
+  const early = await startTcpServer((socket) => {
+    socket.once('data', () => {
+      socket.write('HTTP/1.1 413 Payload Too Large\r\nContent-Length: 4\r\n\r\nbig\n');
+    });
+  });
+  try {
+    const client = await rawConnect(g.port());
+    client.write(
+      `POST http://${local(early.port)}/ HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000\r\n\r\n`,
+    );
+    client.write(Buffer.alloc(64 * 1024, 0x62));
+    const answer = await readAnswer(client);
+    assert.equal(answer.status, 413);
+    assert.equal(answer.body, 'big\n');
+    client.socket.destroy();
+    const line = await g.waitForLog((l) => l.msg === 'session' && l.target === local(early.port));
+    assert.equal(line.result, 'ok');
+  } finally {
+    await early.close();
+  }
+});
