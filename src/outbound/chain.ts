@@ -59,7 +59,9 @@ export function createChainOutbound(
     const reuse: Reuse = {
       reused: idle !== undefined,
       keep,
-      redial: () => dialHttp(target, key, { ...context, signal: redialSignal(context) }),
+      redial: async () =>
+        pool.take(key, true) ??
+        (await dialHttp(target, key, { ...context, signal: redialSignal(context) })),
     };
     return {
       stream: conn.stream,

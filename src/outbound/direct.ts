@@ -38,7 +38,9 @@ export function createDirectOutbound(policy: DestinationPolicy, name = 'direct')
       const reuse: Reuse = {
         reused: idle !== undefined,
         keep,
-        redial: () => dialHttp(target, key, { ...context, signal: redialSignal(context) }),
+        redial: async () =>
+          pool.take(key, true) ??
+          (await dialHttp(target, key, { ...context, signal: redialSignal(context) })),
       };
       return { stream: conn.stream, bound: undefined, http: createOriginLink(conn, reuse) };
     },

@@ -4,7 +4,7 @@
 import { ProxyError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { HttpConnection } from './http-connection.js';
-import { exchangeWithContinue } from './http-continue.js';
+import { exchangeWithNodeHttp } from './http-node-exchange.js';
 import { exchange, type Exchanged, type Wire } from './http-exchange.js';
 import {
   drain,
@@ -24,8 +24,9 @@ export interface Reuse {
   /** Files a connection back in its pool; undefined: it is closed after one exchange. */
   readonly keep: ((conn: HttpConnection) => void) | undefined;
   /**
-   * A new connection to the same place, for a request only node:http can send (`Expect:
-   * 100-continue`) when undici has taken this one over; undefined: the request fails instead.
+   * Another connection to the same place that undici has not taken over (a pooled one, else a
+   * new one), for a request node:http sends when undici has taken this one over; undefined: the
+   * request fails instead.
    */
   readonly redial: (() => Promise<HttpConnection>) | undefined;
 }
@@ -57,16 +58,23 @@ class OriginLink implements HttpLink {
   }
 }
 
-/** undici for every request, but those whose client waits for a 100: node:http passes it on. */
+/**
+ * undici for requests without a body (most of them, and the cheaper client), node:http for
+ * those with one or whose client waits for a 100 (http-node-exchange.ts says why).
+ */
 function send(conn: HttpConnection, request: PlainRequest, wire: Wire): Promise<Exchanged> {
-  return request.onContinue === undefined
-    ? exchange(conn, request, wire)
-    : exchangeWithContinue(conn, request, wire);
+  return byNodeHttp(request)
+    ? exchangeWithNodeHttp(conn, request, wire)
+    : exchange(conn, request, wire);
 }
 
-/** A request whose client waits for a 100, and a connection undici has already taken over. */
+function byNodeHttp(request: PlainRequest): boolean {
+  return request.body !== undefined || request.onContinue !== undefined;
+}
+
+/** A request node:http must send, and a connection undici has already taken over. */
 function needsOwnConnection(request: PlainRequest, conn: HttpConnection): boolean {
-  return request.onContinue !== undefined && conn.adopted;
+  return conn.adopted && byNodeHttp(request);
 }
 
 /** A new connection for the request; `conn` goes back to its pool. */

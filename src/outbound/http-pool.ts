@@ -9,8 +9,12 @@ import { POOL_IDLE_MS, type HttpConnection, type IdleHolder } from './http-conne
  * error, a close, a byte nobody asked for, too long idle) closes it.
  */
 export interface HttpPool {
-  /** The most recently idled healthy connection for `key`, removed from the pool. */
-  take(key: string): HttpConnection | undefined;
+  /**
+   * The most recently idled healthy connection for `key`, removed from the pool: one undici has
+   * taken over when there is one, else one it has not; with `untaken`, only one it has not (for
+   * a request node:http sends).
+   */
+  take(key: string, untaken?: boolean): HttpConnection | undefined;
   /** Files `conn` under its key. */
   put(conn: HttpConnection): void;
   readonly size: number;
@@ -70,15 +74,14 @@ export function createHttpPool(limits: PoolLimits = DEFAULT_POOL_LIMITS): HttpPo
     get size() {
       return size;
     },
-    take(key) {
-      const list = idle.get(key);
-      while (list && list.length > 0) {
-        const conn = list[list.length - 1] as HttpConnection;
+    take(key, untaken = false) {
+      for (;;) {
+        const conn = latest(idle.get(key), untaken);
+        if (!conn) return undefined;
         remove(conn);
         if (conn.usable) return conn;
         conn.close();
       }
-      return undefined;
     },
     put(conn) {
       if (!conn.usable) {
@@ -99,6 +102,23 @@ export function createHttpPool(limits: PoolLimits = DEFAULT_POOL_LIMITS): HttpPo
       size++;
     },
   };
+}
+
+/**
+ * Requests with and without a body take different clients (http-link.ts): each kind keeps the
+ * connections its client has, and a request without a body takes one that has none yet rather
+ * than a new connection.
+ */
+function latest(
+  list: readonly HttpConnection[] | undefined,
+  untaken: boolean,
+): HttpConnection | undefined {
+  if (!list) return undefined;
+  for (let i = list.length - 1; i >= 0; i--) {
+    const conn = list[i] as HttpConnection;
+    if (conn.adopted !== untaken) return conn;
+  }
+  return untaken ? undefined : list.at(-1);
 }
 
 /**

@@ -112,3 +112,38 @@ test('an origin answering before it reads the upload: the client gets the answer
     await early.close();
   }
 });
+
+test('an origin that sends 100 Continue unasked before answering a POST: the client gets the answer', async () => {
+  const eager = await startTcpServer((socket) => {
+    socket.once('data', () => {
+      socket.write('HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n');
+    });
+  });
+  try {
+    const client = await rawConnect(g.port());
+    client.write(
+      `POST http://${local(eager.port)}/ HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi`,
+    );
+    const answer = await readAnswer(client);
+    assert.equal(answer.status, 200);
+    assert.equal(answer.body, 'ok\n');
+    client.socket.destroy();
+  } finally {
+    await eager.close();
+  }
+});
+
+test('requests with and without a body, one after the other, keep to two origin connections', async () => {
+  const client = await rawConnect(g.port());
+  const before = originConnections;
+  for (let round = 0; round < 3; round++) {
+    client.write(`GET ${origin.url}/tiny?round=${round} HTTP/1.1\r\nHost: x\r\n\r\n`);
+    assert.equal((await readAnswer(client)).status, 200);
+    client.write(
+      `POST ${origin.url}/tiny?round=${round} HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nbody`,
+    );
+    assert.equal((await readAnswer(client)).status, 200);
+  }
+  assert.ok(originConnections - before <= 2, `${originConnections - before} connections`);
+  client.socket.destroy();
+});

@@ -1,6 +1,8 @@
-// RFC 9110 §10.1.1 (Expect: 100-continue), RFC 9112 §3.2 (request-target forms): a request whose
-// client waits for a 100 before it sends the body, written and parsed by node:http, which
-// passes the 100 on (undici does not send Expect on HTTP/1.1).
+// RFC 9110 §15.2 (1xx before the final response), §10.1.1 (Expect: 100-continue), RFC 9112
+// §3.2 (request-target forms): a request with a body, written and parsed by node:http. An
+// origin may answer such a request with 100 (Continue) whether or not it was asked to: node:http
+// passes it on when the client waits for it and reads past it otherwise, where undici fails the
+// request (and does not send Expect on HTTP/1.1 at all).
 import { request as httpRequest, type ClientRequest, type IncomingMessage } from 'node:http';
 import { pipeline } from 'node:stream/promises';
 import { errorCode, ProxyError, upstreamError } from '../errors.js';
@@ -14,7 +16,7 @@ import type { BodySink, PlainRequest } from './plain-request.js';
  * head, or with why there is none. The connection is kept (as a raw stream) when node:http says
  * the exchange left it reusable.
  */
-export async function exchangeWithContinue(
+export async function exchangeWithNodeHttp(
   conn: HttpConnection,
   request: PlainRequest,
   wire: Wire,
