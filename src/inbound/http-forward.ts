@@ -111,7 +111,6 @@ class ClientSide implements ClientPresence, BodySink {
   readonly res: ServerResponse;
   private readonly socket: Socket;
   private readonly buckets: readonly TokenBucket[] | undefined;
-  private reason: ProxyError | undefined;
   private response: PlainResponse | undefined;
   private draining = false;
   private refill: NodeJS.Timeout | undefined;
@@ -121,7 +120,6 @@ class ClientSide implements ClientPresence, BodySink {
     this.socket = socket;
     this.res = res;
     this.buckets = buckets !== undefined && buckets.length > 0 ? buckets : undefined;
-    socket.on('error', this.onClientError);
     res.once('close', this.onClose);
   }
 
@@ -146,7 +144,6 @@ class ClientSide implements ClientPresence, BodySink {
   }
 
   stop(): void {
-    this.socket.off('error', this.onClientError);
     this.res.off('close', this.onClose);
     clearTimeout(this.refill);
     this.refill = undefined;
@@ -167,13 +164,14 @@ class ClientSide implements ClientPresence, BodySink {
     if (!this.draining && this.refill === undefined) this.response?.resume();
   }
 
-  private readonly onClientError = (err: Error): void => {
-    if (err instanceof ProxyError) this.reason ??= err;
-  };
-
   private readonly onClose = (): void => {
     if (this.res.writableFinished) return;
-    this.gone = this.reason ?? new ProxyError('CLIENT_CLOSED', 'client closed the connection');
+    // Closed by junction (shutdown, admin) with the reason as the socket's error.
+    const reason: unknown = this.socket.errored;
+    this.gone =
+      reason instanceof ProxyError
+        ? reason
+        : new ProxyError('CLIENT_CLOSED', 'client closed the connection');
     this.onGone?.(this.gone);
   };
 }

@@ -147,3 +147,34 @@ test('requests with and without a body, one after the other, keep to two origin 
   assert.ok(originConnections - before <= 2, `${originConnections - before} connections`);
   client.socket.destroy();
 });
+
+test('a request still waiting for its origin when the gateway stops is logged as SHUTDOWN, and the origin connection closes', async () => {
+  let asked = false;
+  let hungUp = false;
+  const silent = await startTcpServer((socket) => {
+    socket.once('data', () => {
+      asked = true;
+    });
+    // Half-open by default here: the peer's FIN ends the reading side only.
+    socket.once('end', () => {
+      hungUp = true;
+    });
+  });
+  const own = await startGateway({
+    inbounds: [{ name: 'h', type: 'http', listen: '127.0.0.1:0' }],
+  });
+  try {
+    const client = await rawConnect(own.port());
+    client.write(`GET http://${local(silent.port)}/ HTTP/1.1\r\nHost: x\r\n\r\n`);
+    await eventually(() => asked, 'the request at the origin');
+    await own.gateway.stop(50);
+    const line = await own.waitForLog(
+      (l) => l.msg === 'session' && l.target === local(silent.port),
+    );
+    assert.equal(line.result, 'SHUTDOWN');
+    await eventually(() => hungUp, 'the origin connection closed');
+    client.socket.destroy();
+  } finally {
+    await silent.close();
+  }
+});
