@@ -48,9 +48,9 @@ export function createDirectOutbound(policy: DestinationPolicy, name = 'direct')
 }
 
 /**
- * A dial after the session's own (a request with a body, for node:http, when the pooled
- * connection it got is undici's): bounded by what is left of the connect timeout, which the
- * session's signal no longer is.
+ * A dial after the session's own (a request for node:http, when the pooled connection it got is
+ * undici's): bounded by what is left of the connect timeout, which the session's signal no
+ * longer is.
  */
 export function redialSignal(context: DialContext): AbortSignal {
   const left = (context.deadline ?? Date.now()) - Date.now();

@@ -1,6 +1,7 @@
 // RFC 9112 §3.2 (request-target forms), §9.3 (persistence): one request and its response on a
-// connection undici writes and parses (http-connection.ts), the response body streamed with
-// backpressure. http-link.ts sends requests with a body through node:http instead.
+// connection undici writes and parses (http-connection.ts), the bodies streamed with
+// backpressure. A request whose client waits for a 100 goes through node:http instead
+// (http-link.ts).
 import { errors, type Dispatcher } from 'undici';
 import { errorCode, ProxyError, upstreamError } from '../errors.js';
 import { formatTarget } from '../target.js';

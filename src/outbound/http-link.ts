@@ -59,8 +59,8 @@ class OriginLink implements HttpLink {
 }
 
 /**
- * undici for requests without a body (most of them, and the cheaper client), node:http for
- * those with one or whose client waits for a 100 (http-node-exchange.ts says why).
+ * undici for every request but those whose client waits for a 100: node:http passes the
+ * origin's 100 on, and undici does not send Expect at all (http-node-exchange.ts).
  */
 function send(conn: HttpConnection, request: PlainRequest, wire: Wire): Promise<Exchanged> {
   return byNodeHttp(request)
@@ -69,7 +69,7 @@ function send(conn: HttpConnection, request: PlainRequest, wire: Wire): Promise<
 }
 
 function byNodeHttp(request: PlainRequest): boolean {
-  return request.body !== undefined || request.onContinue !== undefined;
+  return request.onContinue !== undefined;
 }
 
 /** A request node:http must send, and a connection undici has already taken over. */

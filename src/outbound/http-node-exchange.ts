@@ -1,8 +1,7 @@
-// RFC 9110 §15.2 (1xx before the final response), §10.1.1 (Expect: 100-continue), RFC 9112
-// §3.2 (request-target forms): a request with a body, written and parsed by node:http. An
-// origin may answer such a request with 100 (Continue) whether or not it was asked to: node:http
-// passes it on when the client waits for it and reads past it otherwise, where undici fails the
-// request (and does not send Expect on HTTP/1.1 at all).
+// RFC 9110 §10.1.1 (Expect: 100-continue), RFC 9112 §3.2 (request-target forms): a request whose
+// client waits for a 100 before it sends the body, written and parsed by node:http, which
+// passes the origin's 100 on. undici does not send Expect on HTTP/1.1, and fails a request
+// answered with a 100.
 import { request as httpRequest, type ClientRequest, type IncomingMessage } from 'node:http';
 import { pipeline } from 'node:stream/promises';
 import { errorCode, ProxyError, upstreamError } from '../errors.js';

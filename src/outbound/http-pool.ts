@@ -105,9 +105,9 @@ export function createHttpPool(limits: PoolLimits = DEFAULT_POOL_LIMITS): HttpPo
 }
 
 /**
- * Requests with and without a body take different clients (http-link.ts): each kind keeps the
- * connections its client has, and a request without a body takes one that has none yet rather
- * than a new connection.
+ * Requests whose client waits for a 100 go through node:http, the others through undici
+ * (http-link.ts): each kind keeps the connections its client has, and the others take one that
+ * has none yet rather than a new connection.
  */
 function latest(
   list: readonly HttpConnection[] | undefined,
