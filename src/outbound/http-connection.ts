@@ -16,6 +16,11 @@ export class HttpConnection {
   readonly key: string;
   /** The pool holding it while it is idle, told when it closes there. */
   idleIn: IdleHolder | undefined;
+  /**
+   * An upstream proxy authenticated the connection itself (NTLM, Negotiate), not each request:
+   * a request that would need another connection stays on this one (http-link.ts).
+   */
+  authenticated = false;
   private client: Client | undefined;
   private idleMs = 0;
   /** The exchange under way, told when the stream has been quiet for `idleMs`. */

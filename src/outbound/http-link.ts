@@ -92,6 +92,20 @@ async function redial(
   return reuse.redial();
 }
 
+/**
+ * The request as undici sends it after junction has said 100 to the client itself: without its
+ * Expect field, which undici does not send.
+ */
+function continuedHere(request: PlainRequest): PlainRequest {
+  request.onContinue?.();
+  const headers: string[] = [];
+  for (let i = 0; i + 1 < request.headers.length; i += 2) {
+    const name = request.headers[i] ?? '';
+    if (name.toLowerCase() !== 'expect') headers.push(name, request.headers[i + 1] ?? '');
+  }
+  return { ...request, headers, onContinue: undefined };
+}
+
 export interface UpstreamHttpProxy {
   /** The outbound's name, quoted: never its URL. */
   readonly label: string;
@@ -142,9 +156,16 @@ export function createProxyLink(
         { keepsConnection: pooled !== undefined },
       ));
       if (fresh) attempts.authorization = answerer.first();
-      const conn = needsOwnConnection(request, first) ? await redial(request, first, reuse) : first;
+      let conn = first;
+      let sending = request;
+      if (needsOwnConnection(request, first)) {
+        // A new connection would need the handshake again, which a request with a body cannot
+        // make: on this one, the client gets its 100 from junction.
+        if (first.authenticated) sending = continuedHere(request);
+        else conn = await redial(request, first, reuse);
+      }
       for (let reused = reuse.reused && conn === first; ; reused = true) {
-        const outcome = await send(conn, request, {
+        const outcome = await send(conn, sending, {
           requestTarget: uri,
           authorization: attempts.authorization,
           peer: `upstream proxy ${proxy.label}`,
@@ -154,6 +175,7 @@ export function createProxyLink(
         if (typeof response === 'string') return response;
         if (response.status !== 407) {
           answerer.succeeded();
+          if (answerer.connectionBound) conn.authenticated = true;
           return response;
         }
         const kept = holdAfter(response, await drain(response));
