@@ -4,13 +4,13 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { httpStatus, ProxyError, toProxyError, upstreamError } from '../errors.js';
-import type { PlainResponse } from '../outbound/plain-request.js';
+import type { BodySink, ClientPresence, PlainResponse } from '../outbound/plain-request.js';
 import type { Session } from '../session.js';
 import { formatTarget } from '../target.js';
-import { pipeAtRate, readableAtRate } from '../throttled-pipe.js';
-import type { TokenBucket } from '../token-bucket.js';
+import { readableAtRate } from '../throttled-pipe.js';
+import { takeFromAll, type TokenBucket } from '../token-bucket.js';
 import { errorText } from './http-connect.js';
-import { endToEndHeaders, forwardedRequestHeaders, rawHead } from './http-headers.js';
+import { endToEndHeaders, forwardedRequestHeaders, headSize } from './http-headers.js';
 import type { AbsoluteTarget } from './http-target.js';
 
 /** Forwards one request and its response, both bodies streamed with backpressure. */
@@ -31,7 +31,7 @@ export async function forward(
     (req.headers['content-length'] ?? '0') === '0' &&
     req.headers['transfer-encoding'] === undefined;
   if (bodyless) req.resume();
-  const client = watchClient(req.socket, res);
+  const client = new ClientSide(req.socket, res, session.rate?.down);
   let response: PlainResponse;
   try {
     response = await session.request({
@@ -47,7 +47,7 @@ export async function forward(
             res.writeContinue();
           }
         : undefined,
-      signal: client.signal,
+      client,
       idleMs: session.limits.idle_timeout,
     });
   } catch (err) {
@@ -57,40 +57,35 @@ export async function forward(
     session.finish({ up: 0, down: 0, error });
     return;
   }
-  await relayResponse(session, res, response, at, viaEntry);
+  await relayResponse(session, client, response, at, viaEntry);
   client.stop();
 }
 
 /** Writes the response head and streams its body to the client, then ends the session. */
 async function relayResponse(
   session: Session,
-  res: ServerResponse,
+  client: ClientSide,
   response: PlainResponse,
   at: AbsoluteTarget,
   viaEntry: string,
 ): Promise<void> {
-  const { message } = response;
-  // Byte counts are approximate on a kept-alive client connection: `up` is the request body,
-  // `down` the response head as we write it plus the body (before chunked framing).
-  let down = 0;
+  const { res } = client;
   let complete = false;
   try {
-    const head = endToEndHeaders(message.rawHeaders, viaEntry);
-    down += rawHead(message, head).length;
-    res.writeHead(message.statusCode ?? 502, message.statusMessage, head);
-    message.on('data', (chunk: Buffer) => {
-      down += chunk.length;
-    });
-    await pipeBody(message, res, session.rate?.down);
+    const head = endToEndHeaders(response.rawHeaders, viaEntry);
+    client.down += headSize(response.status, response.statusText, head);
+    res.writeHead(response.status, response.statusText, head);
+    await response.deliver(client.sinkFor(response));
+    res.end();
     complete = true;
-    session.finish({ up: response.sent(), down, error: undefined });
+    session.finish({ up: response.sent(), down: client.down, error: undefined });
   } catch (err) {
     const error =
       response.failure() ?? upstreamError(err, formatTarget(at.target), true, response.peer);
     // A response under way cannot be repaired: only closing the connection tells the client
     // it is incomplete.
     res.destroy();
-    session.finish({ up: response.sent(), down, error });
+    session.finish({ up: response.sent(), down: client.down, error });
   } finally {
     // Also ends an upload the origin did not wait for; node:http then closes the client
     // connection, whose unread body could not be framed any more.
@@ -99,73 +94,85 @@ async function relayResponse(
 }
 
 /**
- * Streams a response body to the client with backpressure, at the rate of `buckets` when the
- * session has any (throttled-pipe.ts); resolves when all of it was handed to the client's
- * socket, rejects when either side broke off first. (stream.pipeline would do the same with an
- * AbortController and an exception object per response, a measurable share of a kept-alive
- * request's cost.)
+ * The client of one forwarded request, as the outbound sees it (it says when the client leaves
+ * or is closed: shutdown, admin, with the reason it was closed for when there is one) and as
+ * where the response body goes, with backpressure: no more is asked of the upstream while the
+ * client's connection is full or the session's rate buckets (token-bucket.ts) are in debt.
+ * Nothing is dropped, and at most one chunk is held beyond what the socket holds.
  */
-function pipeBody(
-  body: IncomingMessage,
-  res: ServerResponse,
-  buckets: readonly TokenBucket[] | undefined,
-): Promise<void> {
-  return new Promise((resolve, reject) => {
-    let unpipe = (): void => undefined;
-    const cleanup = (): void => {
-      body.off('error', onError);
-      body.off('close', onBodyClose);
-      res.off('finish', onFinish);
-      res.off('close', onResClose);
-      res.off('error', onError);
-    };
-    const onFinish = (): void => {
-      cleanup();
-      resolve();
-    };
-    const onError = (err: Error): void => {
-      cleanup();
-      unpipe();
-      reject(err);
-    };
-    const onBodyClose = (): void => {
-      if (!body.readableEnded) onError(new Error('response body broke off'));
-    };
-    const onResClose = (): void => {
-      if (!res.writableFinished) onError(new Error('client closed the connection'));
-    };
-    body.on('error', onError);
-    body.once('close', onBodyClose);
-    res.once('finish', onFinish);
-    res.once('close', onResClose);
-    res.on('error', onError);
-    unpipe = pipeAtRate(body, res, buckets);
-  });
-}
+class ClientSide implements ClientPresence, BodySink {
+  gone: ProxyError | undefined;
+  onGone: ((reason: ProxyError) => void) | undefined;
+  /**
+   * Bytes written to the client. Approximate on a kept-alive client connection: the response
+   * head as we write it plus the body (before chunked framing).
+   */
+  down = 0;
+  readonly res: ServerResponse;
+  private readonly socket: Socket;
+  private readonly buckets: readonly TokenBucket[] | undefined;
+  private response: PlainResponse | undefined;
+  private draining = false;
+  private refill: NodeJS.Timeout | undefined;
+  private onDrain: (() => void) | undefined;
 
-/**
- * Aborts when the client leaves (or is closed: shutdown, admin) before its response is
- * complete, with the reason it was closed for when there is one; the outbound then closes the
- * upstream connection at once.
- */
-function watchClient(client: Socket, res: ServerResponse) {
-  const gone = new AbortController();
-  let reason: ProxyError | undefined;
-  const onClientError = (err: Error): void => {
-    if (err instanceof ProxyError) reason ??= err;
-  };
-  const onClose = (): void => {
-    if (res.writableFinished) return;
-    gone.abort(reason ?? new ProxyError('CLIENT_CLOSED', 'client closed the connection'));
-  };
-  client.on('error', onClientError);
-  res.once('close', onClose);
-  return {
-    signal: gone.signal,
-    stop: (): void => {
-      client.off('error', onClientError);
-      res.off('close', onClose);
-    },
+  constructor(socket: Socket, res: ServerResponse, buckets: readonly TokenBucket[] | undefined) {
+    this.socket = socket;
+    this.res = res;
+    this.buckets = buckets !== undefined && buckets.length > 0 ? buckets : undefined;
+    res.once('close', this.onClose);
+  }
+
+  sinkFor(response: PlainResponse): BodySink {
+    this.response = response;
+    return this;
+  }
+
+  write(chunk: Buffer): boolean {
+    this.down += chunk.length;
+    const flowing = this.res.write(chunk);
+    const wait = this.buckets === undefined ? 0 : takeFromAll(this.buckets, chunk.length);
+    if (flowing && wait <= 0) return true;
+    if (!flowing && !this.draining) {
+      this.draining = true;
+      this.res.once('drain', (this.onDrain ??= this.drained.bind(this)));
+    }
+    if (wait > 0 && this.refill === undefined) {
+      this.refill = setTimeout(this.refilled.bind(this), wait);
+    }
+    return false;
+  }
+
+  stop(): void {
+    this.res.off('close', this.onClose);
+    clearTimeout(this.refill);
+    this.refill = undefined;
+    if (this.onDrain) this.res.off('drain', this.onDrain);
+  }
+
+  private drained(): void {
+    this.draining = false;
+    this.resume();
+  }
+
+  private refilled(): void {
+    this.refill = undefined;
+    this.resume();
+  }
+
+  private resume(): void {
+    if (!this.draining && this.refill === undefined) this.response?.resume();
+  }
+
+  private readonly onClose = (): void => {
+    if (this.res.writableFinished) return;
+    // Closed by junction (shutdown, admin) with the reason as the socket's error.
+    const reason: unknown = this.socket.errored;
+    this.gone =
+      reason instanceof ProxyError
+        ? reason
+        : new ProxyError('CLIENT_CLOSED', 'client closed the connection');
+    this.onGone?.(this.gone);
   };
 }
 

@@ -33,18 +33,32 @@ export function endToEndHeaders(
   viaEntry: string,
   upgrade = false,
 ): string[] {
-  const listed = connectionOptions(raw);
+  const names = lowerNames(raw);
+  const listed = connectionOptions(raw, names);
   const out: string[] = [];
+  let via = -1;
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const name = raw[i] ?? '';
     const value = raw[i + 1] ?? '';
-    const lower = name.toLowerCase();
+    const lower = names[i >> 1] ?? '';
     if (upgrade && lower === 'connection') out.push(name, 'Upgrade');
     else if (upgrade && lower === 'upgrade') out.push(name, value);
-    else if (!HOP_BY_HOP.has(lower) && !listed.has(lower)) out.push(name, value);
+    else if (!HOP_BY_HOP.has(lower) && listed?.has(lower) !== true) {
+      if (lower === 'via') via = out.length;
+      out.push(name, value);
+    }
   }
-  appendVia(out, viaEntry);
+  // Appended to the last Via field (the list order is the path order), or a field of its own.
+  if (via < 0) out.push('Via', viaEntry);
+  else out[via + 1] = `${out[via + 1] ?? ''}, ${viaEntry}`;
   return out;
+}
+
+/** The field names of raw pairs, lower-cased once for every test made on them. */
+function lowerNames(raw: readonly string[]): string[] {
+  const names = new Array<string>(raw.length >> 1);
+  for (let i = 0; i + 1 < raw.length; i += 2) names[i >> 1] = (raw[i] ?? '').toLowerCase();
+  return names;
 }
 
 /**
@@ -75,10 +89,12 @@ export function forwardedRequestHeaders(
   }
   if (hostAt < 0) headers.unshift('Host', authority);
   if (upgrade) return headers;
-  // node:http de-chunks the body; ours is chunked again on this hop (node frames it).
+  // node:http de-chunks the body; one without a length is chunked again on this hop by the
+  // client that sends it.
   const length = req.headers['content-length'];
-  if (req.headers['transfer-encoding'] !== undefined) headers.push('Transfer-Encoding', 'chunked');
-  else if (length !== undefined) headers.push('Content-Length', length);
+  if (length !== undefined && req.headers['transfer-encoding'] === undefined) {
+    headers.push('Content-Length', length);
+  }
   return headers;
 }
 
@@ -91,26 +107,31 @@ export function rawHead(res: IncomingMessage, headers: readonly string[]): strin
   return `${head}\r\n`;
 }
 
-/** The lower-cased field names listed in every Connection field, framing fields excepted. */
-function connectionOptions(raw: readonly string[]): Set<string> {
-  const listed = new Set<string>();
-  for (let i = 0; i + 1 < raw.length; i += 2) {
-    if (raw[i]?.toLowerCase() !== 'connection') continue;
-    for (const token of (raw[i + 1] ?? '').split(',')) {
+/** The size of the head `rawHead` would write, without writing it. */
+export function headSize(status: number, statusText: string, headers: readonly string[]): number {
+  // "HTTP/1.1 " + status + " " + text + CRLF, then "name: value" CRLF each, then CRLF.
+  let size = 9 + `${status}`.length + 1 + statusText.length + 2 + 2;
+  for (let i = 0; i + 1 < headers.length; i += 2) {
+    size += (headers[i] ?? '').length + 2 + (headers[i + 1] ?? '').length + 2;
+  }
+  return size;
+}
+
+/**
+ * The lower-cased field names listed in every Connection field, framing fields excepted;
+ * undefined when there is none (most messages: no set to make).
+ */
+function connectionOptions(
+  raw: readonly string[],
+  names: readonly string[],
+): Set<string> | undefined {
+  let listed: Set<string> | undefined;
+  for (let i = 0; i < names.length; i++) {
+    if (names[i] !== 'connection') continue;
+    for (const token of (raw[2 * i + 1] ?? '').split(',')) {
       const name = token.trim().toLowerCase();
-      if (!NOT_CONNECTION_OPTIONS.has(name)) listed.add(name);
+      if (!NOT_CONNECTION_OPTIONS.has(name)) (listed ??= new Set()).add(name);
     }
   }
   return listed;
-}
-
-/** Appends to the last Via field (the list order is the path order), or adds one. */
-function appendVia(headers: string[], entry: string): void {
-  for (let i = headers.length - 2; i >= 0; i -= 2) {
-    if (headers[i]?.toLowerCase() === 'via') {
-      headers[i + 1] = `${headers[i + 1] ?? ''}, ${entry}`;
-      return;
-    }
-  }
-  headers.push('Via', entry);
 }

@@ -3,7 +3,14 @@ import type { Duplex } from 'node:stream';
 import { fromDialError, ProxyError, toProxyError, type ErrorCode } from '../errors.js';
 import type { DestinationPolicy } from '../policy.js';
 import { formatTarget, hostToString, parseHost, type Target } from '../target.js';
-import { abortReason, createDirectOutbound, dialTcp, policedLookup } from './direct.js';
+import {
+  abortReason,
+  createDirectOutbound,
+  dialTcp,
+  policedLookup,
+  redialSignal,
+} from './direct.js';
+import { HttpConnection } from './http-connection.js';
 import { createOriginLink, type Reuse } from './http-link.js';
 import { createHttpPool } from './http-pool.js';
 import type { Connected, DialContext, Hop, Outbound } from './types.js';
@@ -34,23 +41,32 @@ export function createChainOutbound(
   // is an HTTP proxy (requests in absolute-form), else tunnels to the target itself.
   const pool = createHttpPool();
 
+  const keep = (conn: HttpConnection): void => {
+    pool.put(conn);
+  };
+  /** A new connection through every hop, for plain requests. */
+  const dialHttp = async (target: Target, key: string, context: DialContext) => {
+    const forHttp = forwarding !== undefined;
+    const { stream } = await fold(hops, target, context, policy, toProxies, forHttp);
+    return new HttpConnection(stream, key);
+  };
+
   /** A kept connection for this target if there is one, else a new one through every hop. */
   const dialForHttp = async (target: Target, context: DialContext): Promise<Connected> => {
     const key = formatTarget(target);
     const idle = pool.take(key);
-    const stream =
-      idle ??
-      (await fold(hops, target, context, policy, toProxies, forwarding !== undefined)).stream;
+    const conn = idle ?? (await dialHttp(target, key, context));
     const reuse: Reuse = {
       reused: idle !== undefined,
-      keep: () => {
-        pool.put(key, stream);
-      },
+      keep,
+      redial: async () =>
+        pool.take(key, true) ??
+        (await dialHttp(target, key, { ...context, signal: redialSignal(context) })),
     };
     return {
-      stream,
+      stream: conn.stream,
       bound: undefined,
-      http: forwarding ? forwarding.link(stream, reuse, context) : createOriginLink(stream, reuse),
+      http: forwarding ? forwarding.link(conn, reuse, context) : createOriginLink(conn, reuse),
     };
   };
 

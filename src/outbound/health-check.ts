@@ -4,7 +4,9 @@ import { ProxyError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { parseHostPort, type Target } from '../target.js';
 import type { FallbackOutbound } from './fallback.js';
+import { HttpConnection } from './http-connection.js';
 import { createOriginLink } from './http-link.js';
+import type { ClientPresence } from './plain-request.js';
 import type { Outbound } from './types.js';
 
 export interface CheckConfig {
@@ -125,7 +127,12 @@ async function httpAnswer(
   signal: AbortSignal,
   idleMs: number,
 ): Promise<void> {
-  const link = createOriginLink(stream, { reused: false, keep: undefined });
+  const link = createOriginLink(new HttpConnection(stream), {
+    reused: false,
+    keep: undefined,
+    redial: undefined,
+  });
+  const prober = presenceUntil(signal);
   const answer = await link
     .send(
       {
@@ -136,7 +143,7 @@ async function httpAnswer(
         headers: ['Host', url.host, 'User-Agent', 'junction-health-check', 'Connection', 'close'],
         body: undefined,
         onContinue: undefined,
-        signal,
+        client: prober,
         idleMs,
       },
       { retriable: false, answerer: undefined, authorization: undefined, count: 1 },
@@ -146,4 +153,19 @@ async function httpAnswer(
     });
   if (typeof answer === 'string') throw new Error('no HTTP answer');
   answer.release(false);
+}
+
+/** The prober, as the client of its request: gone when `signal` aborts (the check's timeout). */
+function presenceUntil(signal: AbortSignal): ClientPresence {
+  const presence: { gone: ProxyError | undefined; onGone: ClientPresence['onGone'] } = {
+    gone: undefined,
+    onGone: undefined,
+  };
+  const onAbort = (): void => {
+    presence.gone = new ProxyError('CONNECT_TIMEOUT', 'no HTTP answer in time');
+    presence.onGone?.(presence.gone);
+  };
+  if (signal.aborted) onAbort();
+  else signal.addEventListener('abort', onAbort, { once: true });
+  return presence;
 }

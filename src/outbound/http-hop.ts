@@ -77,8 +77,8 @@ export function createHttpHop(
         }
         return open(via);
       },
-      link: (stream, reuse, context) =>
-        createProxyLink(stream, reuse, { label, auth, log: context.log }),
+      link: (conn, reuse, context) =>
+        createProxyLink(conn, reuse, { label, auth, log: context.log }),
     },
   };
 }

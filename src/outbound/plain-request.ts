@@ -2,11 +2,11 @@
 // through an outbound. The inbound hands the request over and gets a response back; how it
 // travels (origin-form to the origin, absolute-form to an upstream proxy with that proxy's
 // credentials, on a kept-alive connection or a new one) is the outbound's business.
-import type { IncomingMessage } from 'node:http';
 import type { Readable } from 'node:stream';
 import { ProxyError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Target } from '../target.js';
+import { HttpConnection } from './http-connection.js';
 import { createOriginLink } from './http-link.js';
 import type { ChallengeAnswerer } from './proxy-auth/answerer.js';
 import type { Connected } from './types.js';
@@ -18,24 +18,47 @@ export interface PlainRequest {
   readonly authority: string;
   /** Origin-form: the path and query. */
   readonly path: string;
-  /** The end-to-end fields to send, as raw name/value pairs, Host and Via included. */
+  /**
+   * The end-to-end fields to send, as raw name/value pairs, Host and Via included, and
+   * Content-Length when the client sent one. A body without it goes chunked.
+   */
   readonly headers: readonly string[];
   /** Undefined when the request has no body (RFC 9112 §6.3): it can then be sent again. */
   readonly body: Readable | undefined;
   /** The client sent `Expect: 100-continue`: called when the origin answers 100. */
   readonly onContinue: (() => void) | undefined;
-  /**
-   * Aborted when the client is gone: the upstream connection is closed at once. A ProxyError
-   * reason (shutdown, closed by admin) is reported as the failure.
-   */
-  readonly signal: AbortSignal;
+  /** Says when the client is gone: the upstream connection is then closed at once. */
+  readonly client: ClientPresence;
   /** No bytes either way for this long ends the exchange (IDLE_TIMEOUT). 0: no limit. */
   readonly idleMs: number;
 }
 
+/**
+ * The client of one request, as the outbound sees it: an object per request and a callback
+ * rather than an AbortSignal, whose listeners cost more than the rest of a kept-alive request.
+ */
+export interface ClientPresence {
+  /**
+   * Why the client is gone (it left, or was closed: shutdown, admin), once it is; reported as
+   * the exchange's failure.
+   */
+  readonly gone: ProxyError | undefined;
+  /** Set by the exchange while it runs; called once when the client goes. */
+  onGone: ((reason: ProxyError) => void) | undefined;
+}
+
+/** Where a response body goes: the client's connection, or nowhere (a refusal read to its end). */
+export interface BodySink {
+  /** One chunk of the body; false asks for no more until the response's `resume()`. */
+  write(chunk: Buffer): boolean;
+}
+
 export interface PlainResponse {
-  /** The status, the raw fields and the body, as node:http parsed them. */
-  readonly message: IncomingMessage;
+  readonly status: number;
+  /** The reason phrase, as the far end wrote it. */
+  readonly statusText: string;
+  /** The fields as raw name/value pairs, with the far end's case and order. */
+  readonly rawHeaders: readonly string[];
   /** How errors name the far end: `origin` or `upstream proxy "name"`. */
   readonly peer: string;
   /** Request-body bytes sent. */
@@ -43,11 +66,28 @@ export interface PlainResponse {
   /** Why the exchange was cut short (client gone, idle), before what the streams say. */
   failure(): ProxyError | undefined;
   /**
+   * Hands the body to `sink`, with backpressure; resolves when it ended, rejects when it broke
+   * off. Called once.
+   */
+  deliver(sink: BodySink): Promise<void>;
+  /** More body after the sink said stop. */
+  resume(): void;
+  /**
    * Called once, after the body was read to its end and delivered (`complete`) or abandoned:
    * the connection goes back to its outbound's pool when both sides allow it, else it is closed.
    */
   release(complete: boolean): void;
 }
+
+/** A body read to its end and dropped (a proxy's 407): true when it ended, false when it broke off. */
+export function drain(response: PlainResponse): Promise<boolean> {
+  return response.deliver(DROP).then(
+    () => true,
+    () => false,
+  );
+}
+
+const DROP: BodySink = { write: () => true };
 
 /** What one request carries from one attempt to the next (a new connection, a 407 answered). */
 export interface Attempts {
@@ -104,7 +144,13 @@ export async function sendPlainRequest(
     attempts.count++;
     const conn = await dial();
     // A stream that reaches the target itself (a tunnel) carries origin-form requests.
-    const link = conn.http ?? createOriginLink(conn.stream, { reused: false, keep: undefined });
+    const link =
+      conn.http ??
+      createOriginLink(new HttpConnection(conn.stream), {
+        reused: false,
+        keep: undefined,
+        redial: undefined,
+      });
     const outcome = await link.send(request, attempts);
     if (typeof outcome !== 'string') return outcome;
     if (outcome === 'stale') log.debug('kept-alive connection was closed; retrying');

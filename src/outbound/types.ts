@@ -1,6 +1,7 @@
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../log.js';
 import type { Target } from '../target.js';
+import type { HttpConnection } from './http-connection.js';
 import type { Reuse } from './http-link.js';
 import type { HttpLink } from './plain-request.js';
 import type { UdpOutbound } from './udp-types.js';
@@ -98,6 +99,6 @@ export interface Hop {
 export interface HttpForwarding {
   /** The stream on which to send requests: TLS to the proxy for https://. */
   open(via: Duplex, context: DialContext): Promise<Duplex>;
-  /** Writes requests on `stream` with the proxy's credentials, answering its 407s. */
-  link(stream: Duplex, reuse: Reuse, context: DialContext): HttpLink;
+  /** Writes requests on `conn` with the proxy's credentials, answering its 407s. */
+  link(conn: HttpConnection, reuse: Reuse, context: DialContext): HttpLink;
 }

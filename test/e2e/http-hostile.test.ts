@@ -515,7 +515,13 @@ test('Connection: transfer-encoding cannot unframe a chunked body', async () => 
   const seen = origin.requests.filter((r) => r.url === marker);
   assert.equal(seen.length, 1);
   assert.equal(seen[0]!.body.toString('latin1'), SMUGGLED);
-  assert.equal(seen[0]!.headers['transfer-encoding'], 'chunked');
+  // Framed again on this hop: chunked, or with its length when all of it has arrived already.
+  const { headers } = seen[0]!;
+  assert.ok(
+    headers['transfer-encoding'] === 'chunked' ||
+      headers['content-length'] === `${Buffer.byteLength(SMUGGLED)}`,
+    JSON.stringify(headers),
+  );
   assert.ok(!origin.requests.some((r) => r.url === '/smuggled'), 'a smuggled request got through');
 });
 
@@ -530,8 +536,10 @@ test('Connection: host cannot remove Host: the origin sees the URL authority', a
   const seen = origin.requests.filter((r) => r.url === marker);
   assert.equal(seen.length, 1);
   assert.deepEqual(
-    seen[0]!.rawHeaders.filter((_, i) => i % 2 === 0 && _.toLowerCase() === 'host'),
-    ['Host'],
+    seen[0]!.rawHeaders
+      .filter((_, i) => i % 2 === 0 && _.toLowerCase() === 'host')
+      .map((name) => name.toLowerCase()),
+    ['host'],
   );
   assert.equal(seen[0]!.headers.host, target);
 });

@@ -159,3 +159,35 @@ test(
     recordUpstream('squid (http://, NTLM)', 'http');
   },
 );
+
+test(
+  'plain http:// uploads through squid with NTLM after those requests: a POST and one whose client waits for a 100 both get through',
+  { skip },
+  async () => {
+    const proxy = `http://127.0.0.1:${g.port('web')}`;
+    const posted = await curl([
+      '-x',
+      proxy,
+      '--data-binary',
+      'posted',
+      `${origin.url}/echo?ntlm-post`,
+    ]);
+    assert.equal(posted.exitCode, 0, posted.stderr);
+    assert.equal(posted.stdout.toString(), 'posted');
+    const waited = await curl([
+      '-x',
+      proxy,
+      '-H',
+      'Expect: 100-continue',
+      '--data-binary',
+      'waited',
+      `${origin.url}/echo?ntlm-continue`,
+    ]);
+    assert.equal(waited.exitCode, 0, waited.stderr);
+    assert.equal(waited.stdout.toString(), 'waited');
+    const bodies = origin.requests
+      .filter((r) => r.url.startsWith('/echo?ntlm-'))
+      .map((r) => r.body.toString());
+    assert.deepEqual(bodies, ['posted', 'waited']);
+  },
+);
