@@ -3,16 +3,10 @@ import type { Duplex } from 'node:stream';
 import { fromDialError, ProxyError, toProxyError, type ErrorCode } from '../errors.js';
 import type { DestinationPolicy } from '../policy.js';
 import { formatTarget, hostToString, parseHost, type Target } from '../target.js';
-import {
-  abortReason,
-  createDirectOutbound,
-  dialTcp,
-  policedLookup,
-  redialSignal,
-} from './direct.js';
+import { abortReason, createDirectOutbound, dialTcp, policedLookup } from './direct.js';
 import { HttpConnection } from './http-connection.js';
-import { createOriginLink, type Reuse } from './http-link.js';
-import { createHttpPool } from './http-pool.js';
+import { createOriginLink } from './http-link.js';
+import { createHttpPool, pooledConnection } from './http-pool.js';
 import type { Connected, DialContext, Hop, Outbound } from './types.js';
 
 /**
@@ -41,9 +35,6 @@ export function createChainOutbound(
   // is an HTTP proxy (requests in absolute-form), else tunnels to the target itself.
   const pool = createHttpPool();
 
-  const keep = (conn: HttpConnection): void => {
-    pool.put(conn);
-  };
   /** A new connection through every hop, for plain requests. */
   const dialHttp = async (target: Target, key: string, context: DialContext) => {
     const forHttp = forwarding !== undefined;
@@ -54,15 +45,9 @@ export function createChainOutbound(
   /** A kept connection for this target if there is one, else a new one through every hop. */
   const dialForHttp = async (target: Target, context: DialContext): Promise<Connected> => {
     const key = formatTarget(target);
-    const idle = pool.take(key);
-    const conn = idle ?? (await dialHttp(target, key, context));
-    const reuse: Reuse = {
-      reused: idle !== undefined,
-      keep,
-      redial: async () =>
-        pool.take(key, true) ??
-        (await dialHttp(target, key, { ...context, signal: redialSignal(context) })),
-    };
+    const { conn, reuse } = await pooledConnection(pool, key, context, (c) =>
+      dialHttp(target, key, c),
+    );
     return {
       stream: conn.stream,
       bound: undefined,

@@ -4,8 +4,8 @@ import { fromDialError, ProxyError } from '../errors.js';
 import type { DestinationPolicy } from '../policy.js';
 import { formatTarget, hostToString, type Target } from '../target.js';
 import { HttpConnection } from './http-connection.js';
-import { createOriginLink, type Reuse } from './http-link.js';
-import { createHttpPool } from './http-pool.js';
+import { createOriginLink } from './http-link.js';
+import { createHttpPool, pooledConnection } from './http-pool.js';
 import { proxyHeader } from './proxy-header.js';
 import type { Connected, DialContext, Outbound } from './types.js';
 
@@ -23,9 +23,6 @@ export function createDirectOutbound(policy: DestinationPolicy, name = 'direct')
   // TCP connection per request is most of a forwarded request's cost. Many clients share one
   // gateway, so a busy origin gets more idle connections than a single browser would keep.
   const pool = createHttpPool(ORIGIN_POOL_LIMITS);
-  const keep = (conn: HttpConnection): void => {
-    pool.put(conn);
-  };
   const dialHttp = async (target: Target, key: string, context: DialContext) =>
     new HttpConnection((await dialTcp(target, context, policy, lookup)).stream, key);
   return {
@@ -33,32 +30,13 @@ export function createDirectOutbound(policy: DestinationPolicy, name = 'direct')
     async dial(target, context) {
       if (context.purpose !== 'http') return dialTcp(target, context, policy, lookup);
       const key = formatTarget(target);
-      const idle = pool.take(key);
-      const conn = idle ?? (await dialHttp(target, key, context));
-      const reuse: Reuse = {
-        reused: idle !== undefined,
-        keep,
-        redial: async () =>
-          pool.take(key, true) ??
-          (await dialHttp(target, key, { ...context, signal: redialSignal(context) })),
-      };
+      const { conn, reuse } = await pooledConnection(pool, key, context, (c) =>
+        dialHttp(target, key, c),
+      );
       return { stream: conn.stream, bound: undefined, http: createOriginLink(conn, reuse) };
     },
   };
 }
-
-/**
- * A dial after the session's own (a request for node:http, when the pooled connection it got is
- * undici's): bounded by what is left of the connect timeout, which the session's signal no
- * longer is.
- */
-export function redialSignal(context: DialContext): AbortSignal {
-  const left = (context.deadline ?? Date.now()) - Date.now();
-  return AbortSignal.timeout(Math.max(left, MIN_REDIAL_MS));
-}
-
-/** A pooled connection is taken at once, so most of the connect timeout is normally left. */
-const MIN_REDIAL_MS = 1_000;
 
 /**
  * `what` begins every error message ("connect to host:port: ECONNREFUSED"). Chains dial their

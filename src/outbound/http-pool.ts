@@ -1,4 +1,6 @@
 import { POOL_IDLE_MS, type HttpConnection, type IdleHolder } from './http-connection.js';
+import type { Reuse } from './http-link.js';
+import type { DialContext } from './types.js';
 
 /**
  * Idle kept-alive connections to an origin or an upstream HTTP proxy, for plain http://
@@ -149,3 +151,39 @@ function watchRaw(
     (stream as Unrefable).ref?.();
   };
 }
+
+/**
+ * A kept connection for `key` if the pool has one, else a new one from `dial`, with how it goes
+ * back to the pool and how another one is had for a request node:http must send (http-link.ts).
+ */
+export async function pooledConnection(
+  pool: HttpPool,
+  key: string,
+  context: DialContext,
+  dial: (context: DialContext) => Promise<HttpConnection>,
+): Promise<{ readonly conn: HttpConnection; readonly reuse: Reuse }> {
+  const idle = pool.take(key);
+  const conn = idle ?? (await dial(context));
+  const reuse: Reuse = {
+    reused: idle !== undefined,
+    keep: (kept) => {
+      pool.put(kept);
+    },
+    redial: async () =>
+      pool.take(key, true) ?? (await dial({ ...context, signal: redialSignal(context) })),
+  };
+  return { conn, reuse };
+}
+
+/**
+ * A dial after the session's own (a request for node:http, when the pooled connection it got is
+ * undici's): bounded by what is left of the connect timeout, which the session's signal no
+ * longer is.
+ */
+function redialSignal(context: DialContext): AbortSignal {
+  const left = (context.deadline ?? Date.now()) - Date.now();
+  return AbortSignal.timeout(Math.max(left, MIN_REDIAL_MS));
+}
+
+/** A pooled connection is taken at once, so most of the connect timeout is normally left. */
+const MIN_REDIAL_MS = 1_000;
