@@ -1,13 +1,16 @@
 // npm run bench: junction's loopback throughput, tunnel rate, latency and CPU per new tunnel,
 // beside a direct connection and a bare Node.js relay (bench/bare-relay.mjs: the least a Node
-// proxy can do) measured in the same run. Self-contained: a TCP origin, the built gateway
-// (dist/main.js) and the bare relay as child processes, and the load generator all run here,
-// on 127.0.0.1. Client, proxy and origin share the machine's cores: read the ratios.
+// proxy can do) measured in the same run; then plain http:// forwarding with kept-alive
+// connections beside a bare Node.js forward proxy (bench/bare-forward.mjs). Self-contained: the
+// origins, the built gateway (dist/main.js) and the bare proxies as child processes, and the
+// load generator all run here, on 127.0.0.1. Client, proxy and origin share the machine's
+// cores: read the ratios.
 //
 //   BENCH_MB=512 BENCH_SECS=3 BENCH_CONCURRENCY=50 npm run bench
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
+import { Agent, createServer as createHttpServer, request as httpRequest } from 'node:http';
 import { connect, createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 
@@ -217,6 +220,137 @@ async function startProxy(args, originPort) {
   }
 }
 
+/** An HTTP origin for the forwarding rows: every request gets `ok\n`, connections kept alive. */
+async function startHttpOrigin() {
+  const server = createHttpServer({ keepAliveTimeout: 60_000 }, (req, res) => {
+    req.resume();
+    res.writeHead(200, { 'Content-Type': 'text/plain', 'Content-Length': '3' });
+    res.end('ok\n');
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return { server, port: server.address().port };
+}
+
+/** One GET on a kept-alive connection of `agent`: through `proxyPort` in absolute form, or direct. */
+function forwardedGet(agent, originPort, proxyPort) {
+  const url = `http://127.0.0.1:${originPort}/tiny`;
+  const options =
+    proxyPort === undefined
+      ? { host: '127.0.0.1', port: originPort, path: '/tiny', agent }
+      : {
+          host: '127.0.0.1',
+          port: proxyPort,
+          path: url,
+          agent,
+          headers: { Host: `127.0.0.1:${originPort}` },
+        };
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(options, (res) => {
+      let body = '';
+      res.setEncoding('latin1');
+      res.on('data', (chunk) => (body += chunk));
+      res.on('end', () =>
+        res.statusCode === 200 && body === 'ok\n'
+          ? resolve()
+          : reject(new Error(`${res.statusCode}`)),
+      );
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** Requests per second and the proxy's CPU µs per request, CONCURRENCY kept-alive clients. */
+async function forwardRate(row, originPort) {
+  const agent = new Agent({ keepAlive: true, maxSockets: CONCURRENCY });
+  // Connections opened before the clock starts: what is measured is the kept-alive request.
+  await Promise.all(
+    Array.from({ length: CONCURRENCY }, () => forwardedGet(agent, originPort, row.port)),
+  );
+  const cpuBefore = cpuSeconds(row.pid);
+  const deadline = performance.now() + RATE_SECS * 1000;
+  let done = 0;
+  let errors = 0;
+  const worker = async () => {
+    while (performance.now() < deadline) {
+      try {
+        await forwardedGet(agent, originPort, row.port);
+        done++;
+      } catch {
+        errors++;
+      }
+    }
+  };
+  const started = performance.now();
+  await Promise.all(Array.from({ length: CONCURRENCY }, worker));
+  const secs = (performance.now() - started) / 1000;
+  const cpuAfter = cpuSeconds(row.pid);
+  agent.destroy();
+  const cpuUsPerRequest =
+    cpuBefore === undefined || cpuAfter === undefined || done === 0
+      ? undefined
+      : ((cpuAfter - cpuBefore) * 1e6) / done;
+  return { perSec: done / secs, errors, cpuUsPerRequest };
+}
+
+/** Starts a forward proxy child and waits until a request through it is answered. */
+async function startForwardProxy(args, originPort) {
+  const port = await freePort();
+  const child = spawn(process.execPath, args(port), { stdio: ['ignore', 'ignore', 'inherit'] });
+  const agent = new Agent({ keepAlive: false });
+  for (let tries = 0; ; tries++) {
+    try {
+      await forwardedGet(agent, originPort, port);
+      return { port, child };
+    } catch (err) {
+      if (tries > 100) {
+        child.kill('SIGTERM');
+        throw err;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+}
+
+async function forwarding(mainJs) {
+  const origin = await startHttpOrigin();
+  const bareForwardJs = fileURLToPath(new URL('./bare-forward.mjs', import.meta.url));
+  const junction = await startForwardProxy(
+    (port) => [mainJs, '-L', `http://127.0.0.1:${port}`],
+    origin.port,
+  );
+  const bare = await startForwardProxy((port) => [bareForwardJs, String(port)], origin.port);
+  try {
+    const rows = [
+      { name: 'direct (no proxy)' },
+      { name: 'junction forward', port: junction.port, pid: junction.child.pid },
+      { name: 'bare Node forward', port: bare.port, pid: bare.child.pid },
+    ];
+    const results = [];
+    for (const row of rows) results.push(await forwardRate(row, origin.port));
+    const direct = results[0];
+    console.log(
+      `\nplain http:// forwarding, ${CONCURRENCY} kept-alive clients for ${RATE_SECS}s (origin and clients share this process)\n`,
+    );
+    console.log('| path | req/s | vs direct | proxy CPU µs per request | errors |');
+    console.log('|---|--:|--:|--:|--:|');
+    rows.forEach((row, i) => {
+      const r = results[i];
+      const cpu = r.cpuUsPerRequest === undefined ? '—' : r.cpuUsPerRequest.toFixed(0);
+      console.log(
+        `| ${row.name} | ${r.perSec.toFixed(0)} | ${(r.perSec / direct.perSec).toFixed(2)}x | ${cpu} | ${r.errors} |`,
+      );
+    });
+  } finally {
+    junction.child.kill('SIGTERM');
+    bare.child.kill('SIGTERM');
+    origin.server.close();
+    origin.server.closeAllConnections();
+  }
+}
+
 async function main() {
   const origin = await startOrigin();
   const mainJs = fileURLToPath(new URL('../dist/main.js', import.meta.url));
@@ -266,6 +400,7 @@ async function main() {
     bare.child.kill('SIGTERM');
     origin.server.close();
   }
+  await forwarding(mainJs);
 }
 
 await main();
