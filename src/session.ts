@@ -4,7 +4,8 @@ import type { Limits, RuleConfig } from './config/schema.js';
 import { ProxyError, toProxyError } from './errors.js';
 import type { Logger } from './log.js';
 import type { Metrics } from './metrics.js';
-import type { Connected, DialPurpose, Outbound } from './outbound/types.js';
+import { DialAbort, withDialAbort } from './outbound/dial-abort.js';
+import type { Connected, DialContext, DialPurpose, Outbound } from './outbound/types.js';
 import {
   sendPlainRequest,
   type PlainRequest,
@@ -187,7 +188,7 @@ class RunningSession implements Session {
     if (this.refusal) throw this.refusal;
     const { runtime } = this.context;
     const { info, client } = this;
-    const abort = new LazyAbort();
+    const abort = new DialAbort();
     const onClientGone = (): void => {
       abort.abort(new ProxyError('CLIENT_CLOSED', 'client closed before the connection was made'));
     };
@@ -206,7 +207,7 @@ class RunningSession implements Session {
       if (!outbound) throw new ProxyError('INTERNAL', `outbound "${decision.outbound}" is missing`);
       // eslint-disable-next-line @typescript-eslint/no-this-alias -- the dial's lazy logger
       const session = this;
-      const connected = await outbound.dial(info.target, {
+      const context: DialContext = {
         get signal() {
           return abort.signal;
         },
@@ -217,7 +218,8 @@ class RunningSession implements Session {
         get log() {
           return session.log;
         },
-      });
+      };
+      const connected = await outbound.dial(info.target, withDialAbort(context, abort));
       this.connectSeconds = (performance.now() - connectStarted) / 1000;
       return connected;
     } catch (err) {
@@ -284,30 +286,6 @@ class RunningSession implements Session {
       // The observer is the embedding program's: its failure is logged, never the session's.
       this.context.log.error({ err }, 'session observer failed');
     }
-  }
-}
-
-/**
- * A dial's abort, its AbortController made only when something reads the signal: a plain
- * request on a pooled connection, most of them, never does, and an AbortSignal is an
- * EventTarget with its own maps.
- */
-class LazyAbort {
-  private controller: AbortController | undefined;
-  private reason: ProxyError | undefined;
-
-  get signal(): AbortSignal {
-    if (this.controller === undefined) {
-      this.controller = new AbortController();
-      if (this.reason) this.controller.abort(this.reason);
-    }
-    return this.controller.signal;
-  }
-
-  abort(reason: ProxyError): void {
-    if (this.reason) return;
-    this.reason = reason;
-    this.controller?.abort(reason);
   }
 }
 

@@ -7,7 +7,10 @@ import { HttpConnection } from './http-connection.js';
 import { createOriginLink } from './http-link.js';
 import { createHttpPool, pooledConnection } from './http-pool.js';
 import { proxyHeader } from './proxy-header.js';
+import { abortedFor, listenForAbort } from './dial-abort.js';
 import type { Connected, DialContext, Outbound } from './types.js';
+
+export { abortReason } from './dial-abort.js';
 
 const DENIED = 'DESTINATION_DENIED';
 const ORIGIN_POOL_LIMITS = { idleMs: 4_000, perTarget: 128, total: 512 } as const;
@@ -45,11 +48,7 @@ export function createDirectOutbound(policy: DestinationPolicy, name = 'direct')
  */
 export function dialTcp(
   target: Target,
-  {
-    signal,
-    client,
-    sendProxyProtocol,
-  }: Pick<DialContext, 'signal' | 'client' | 'sendProxyProtocol'>,
+  context: Pick<DialContext, 'signal' | 'client' | 'sendProxyProtocol'>,
   policy: DestinationPolicy,
   lookup: LookupFunction,
   named?: string,
@@ -74,22 +73,25 @@ export function dialTcp(
       noDelay: true,
       allowHalfOpen: true,
     });
-    const onAbort = (): void => {
+    const onAbort = (reason: ProxyError): void => {
       socket.destroy();
-      reject(abortReason(signal));
+      reject(reason);
     };
+    const early = abortedFor(context);
+    if (early) {
+      onAbort(early);
+      return;
+    }
+    // The session's own abort when the context is its own (no AbortSignal made), else the signal.
+    const stopListening = listenForAbort(context, onAbort);
     const onError = (err: Error): void => {
-      signal.removeEventListener('abort', onAbort);
+      stopListening();
       socket.off('connect', onConnect);
       socket.destroy();
       reject(translate(err, what()));
     };
-    if (signal.aborted) {
-      onAbort();
-      return;
-    }
     const onConnect = (): void => {
-      signal.removeEventListener('abort', onAbort);
+      stopListening();
       socket.off('error', onError);
       socket.off('connect', onConnect);
       // A name (localhost, a host's own name) can lead back to junction too; the address
@@ -104,10 +106,10 @@ export function dialTcp(
         return;
       }
       // Before any byte of the protocol: the far end learns whose connection this is.
-      if (sendProxyProtocol) socket.write(proxyHeader(sendProxyProtocol, client, socket));
+      const { sendProxyProtocol } = context;
+      if (sendProxyProtocol) socket.write(proxyHeader(sendProxyProtocol, context.client, socket));
       resolve({ stream: socket, bound: undefined });
     };
-    signal.addEventListener('abort', onAbort, { once: true });
     // Plain listeners, taken off by hand: once() would add a wrapper each.
     socket.on('error', onError);
     socket.on('connect', onConnect);
@@ -123,16 +125,6 @@ function translate(err: Error, what: string): ProxyError {
     return new ProxyError(DENIED, `${what}: destination not allowed`);
   }
   return fromDialError(err, what);
-}
-
-/** A timeout aborts with a TimeoutError reason; any other abort means the client left. */
-export function abortReason(signal: AbortSignal): ProxyError {
-  const reason: unknown = signal.reason;
-  if (reason instanceof ProxyError) return reason;
-  if (reason instanceof Error && reason.name === 'TimeoutError') {
-    return new ProxyError('CONNECT_TIMEOUT', 'connect timed out');
-  }
-  return new ProxyError('CLIENT_CLOSED', 'connect abandoned');
 }
 
 /** dns.lookup, minus the addresses the policy denies; an answer with none left is an error. */
