@@ -1,6 +1,7 @@
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import {
   createServer as createHttpServer,
   type IncomingHttpHeaders,
@@ -149,7 +150,44 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
-export const refusedPort = freePort;
+/**
+ * A port nothing listens on, for a connection that must be refused: below the kernel's ephemeral
+ * range, so that no later listen on port 0 (a peer's, a gateway's) is handed the same port, as
+ * one released by freePort() can be. The port after it is free too (tests use it as a second
+ * target nothing answers).
+ */
+export async function refusedPort(): Promise<number> {
+  const low = ephemeralLow();
+  for (let tries = 0; tries < 100; tries++) {
+    const port = 10_000 + Math.floor(Math.random() * (low - 10_002));
+    if ((await refuses(port)) && (await refuses(port + 1))) return port;
+  }
+  throw new Error('no refused port below the ephemeral range');
+}
+
+function ephemeralLow(): number {
+  try {
+    const low = Number(
+      readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').split(/\s+/)[0],
+    );
+    return Number.isInteger(low) && low > 10_100 ? low : 32_768;
+  } catch {
+    return 32_768;
+  }
+}
+
+function refuses(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ port, host: '127.0.0.1' });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(false);
+    });
+    socket.once('error', (err: NodeJS.ErrnoException) => {
+      resolve(err.code === 'ECONNREFUSED');
+    });
+  });
+}
 
 /** A client socket with exact reads, for byte-level protocol tests. */
 export interface RawClient {
