@@ -168,15 +168,19 @@ function cpuSeconds(pid) {
   }
 }
 
-async function rate(row, originPort) {
-  const cpuBefore = cpuSeconds(row.pid);
+/**
+ * CONCURRENCY clients running `once` back to back for RATE_SECS: per second, errors, and the CPU
+ * µs of process `pid` per completed run.
+ */
+async function load(pid, once) {
+  const cpuBefore = cpuSeconds(pid);
   const deadline = performance.now() + RATE_SECS * 1000;
   let done = 0;
   let errors = 0;
   const worker = async () => {
     while (performance.now() < deadline) {
       try {
-        await oneRequest(row, originPort);
+        await once();
         done++;
       } catch {
         errors++;
@@ -185,12 +189,18 @@ async function rate(row, originPort) {
   };
   const started = performance.now();
   await Promise.all(Array.from({ length: CONCURRENCY }, worker));
-  const cpuAfter = cpuSeconds(row.pid);
-  const cpuUsPerTunnel =
+  const secs = (performance.now() - started) / 1000;
+  const cpuAfter = cpuSeconds(pid);
+  const cpuUs =
     cpuBefore === undefined || cpuAfter === undefined || done === 0
       ? undefined
       : ((cpuAfter - cpuBefore) * 1e6) / done;
-  return { perSec: done / ((performance.now() - started) / 1000), errors, cpuUsPerTunnel };
+  return { perSec: done / secs, errors, cpuUs };
+}
+
+async function rate(row, originPort) {
+  const { perSec, errors, cpuUs } = await load(row.pid, () => oneRequest(row, originPort));
+  return { perSec, errors, cpuUsPerTunnel: cpuUs };
 }
 
 async function latency(row, originPort) {
@@ -269,30 +279,11 @@ async function forwardRate(row, originPort) {
   await Promise.all(
     Array.from({ length: CONCURRENCY }, () => forwardedGet(agent, originPort, row.port)),
   );
-  const cpuBefore = cpuSeconds(row.pid);
-  const deadline = performance.now() + RATE_SECS * 1000;
-  let done = 0;
-  let errors = 0;
-  const worker = async () => {
-    while (performance.now() < deadline) {
-      try {
-        await forwardedGet(agent, originPort, row.port);
-        done++;
-      } catch {
-        errors++;
-      }
-    }
-  };
-  const started = performance.now();
-  await Promise.all(Array.from({ length: CONCURRENCY }, worker));
-  const secs = (performance.now() - started) / 1000;
-  const cpuAfter = cpuSeconds(row.pid);
+  const { perSec, errors, cpuUs } = await load(row.pid, () =>
+    forwardedGet(agent, originPort, row.port),
+  );
   agent.destroy();
-  const cpuUsPerRequest =
-    cpuBefore === undefined || cpuAfter === undefined || done === 0
-      ? undefined
-      : ((cpuAfter - cpuBefore) * 1e6) / done;
-  return { perSec: done / secs, errors, cpuUsPerRequest };
+  return { perSec, errors, cpuUsPerRequest: cpuUs };
 }
 
 /** Starts a forward proxy child and waits until a request through it is answered. */
