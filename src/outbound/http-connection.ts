@@ -33,6 +33,9 @@ export class HttpConnection {
     this.key = key;
     stream.on('close', this.onClose);
     stream.on('timeout', this.onTimeout);
+    // The exchange under way learns of a failure from undici or node:http; an error when none
+    // listens (close() after undici let go of the stream) must not reach the process.
+    stream.on('error', ignoreError);
   }
 
   /** undici has taken the stream over: nothing else may read or write it any more. */
@@ -100,6 +103,10 @@ export class HttpConnection {
     if (Date.now() - this.watchedSince < this.idleMs) return;
     this.onQuiet?.();
   };
+}
+
+function ignoreError(): void {
+  // See the constructor.
 }
 
 /** Where an idle connection waits: it leaves when it closes. */
