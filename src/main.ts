@@ -1,4 +1,6 @@
 #!/usr/bin/env node
+// First, so that the modules below, loading, free its block (see the module).
+import './malloc-thresholds.js';
 import { packageVersion, readStdin, runCli } from './cli.js';
 
 const code = await runCli(process.argv.slice(2), {
