@@ -3,8 +3,10 @@ import { pino, type DestinationStream, type Logger, type LevelWithSilent } from 
 export type { Logger };
 
 /** Lines are written in batches of this many bytes, or at least this often. */
-const BATCH_BYTES = 4096;
+const BATCH_BYTES = 16 * 1024;
 const FLUSH_EVERY_MS = 200;
+/** The most one write takes from the pending lines (sonic-boom's `maxWrite`). */
+const WRITE_BYTES = 64 * 1024;
 
 /**
  * The root logger. Redaction is a second line of defence: credentials are never put in log
@@ -34,14 +36,33 @@ export function createLogger(
  * One write per access line costs a thread-pool round trip each; batching them is most of the
  * logging cost saved. The periodic flush bounds how long a line can wait, so a quiet gateway's
  * log is still current.
+ *
+ * sonic-boom in its text mode appends each line to one pending string and measures that string
+ * before every append, which copies the whole batch once per line (a 4 KiB batch of ten access
+ * lines copied 22 KB). In its buffer mode it keeps a list and joins it once per write; pino
+ * writes strings, so each line is encoded here on its way in.
  */
-function batchedDestination(fd: number): DestinationStream {
-  return pino.destination({
+function batchedDestination(fd: number): FlushableDestination {
+  const boom = pino.destination({
     dest: fd,
     sync: false,
     minLength: BATCH_BYTES,
+    maxWrite: WRITE_BYTES,
     periodicFlush: FLUSH_EVERY_MS,
+    contentMode: 'buffer',
   });
+  return {
+    // Typed for text, but in buffer mode sonic-boom takes (and counts) a Buffer.
+    write: (line: string) => boom.write(Buffer.from(line) as unknown as string),
+    flush: (done?: (err?: Error) => unknown) => boom.flush(done),
+    flushSync: () => boom.flushSync(),
+  };
+}
+
+/** What pino's `logger.flush()` and a stop need of the destination besides `write`. */
+interface FlushableDestination extends DestinationStream {
+  flush(done?: (err?: Error) => unknown): void;
+  flushSync(): void;
 }
 
 /** Keeps what helps an operator (type, message, code); drops foreign properties and causes. */
