@@ -56,6 +56,9 @@ export function createHttpHandler(env: ProtocolEnv): ProtocolHandler {
   // Sockets already answered for a parse error.
   const turns = createTurns();
   const answered = new WeakSet<Socket>();
+  // The last request node:http parsed on each connection: it parses the next only once this
+  // one's body is complete, so a body that can still be cut is always this one's.
+  const lastParsed = new WeakMap<Socket, IncomingMessage>();
   // This listener's name in Via lists: what it forwards carries it, what comes back with it looped.
   const via = createVia();
   const server = createServer({
@@ -226,6 +229,17 @@ export function createHttpHandler(env: ProtocolEnv): ProtocolHandler {
       return;
     }
     answered.add(socket);
+    const cut = lastParsed.get(socket);
+    if (cut !== undefined && !cut.complete) {
+      // The body of a request being served broke off (a FIN, bad chunk framing): it can never
+      // end, so its exchange would wait for it forever. Tearing it down closes the connection
+      // and aborts what was sent upstream, as a client that leaves does.
+      clients.get(socket)?.log.debug({ code }, 'http: request body cut short');
+      cut.destroy(
+        new ProxyError('CLIENT_CLOSED', `request body cut short (${code ?? 'parse error'})`),
+      );
+      return;
+    }
     const [status, what] = PARSE_ERRORS.get(code ?? '') ?? [
       400,
       `malformed request (${code ?? 'parse error'})`,
@@ -264,6 +278,7 @@ export function createHttpHandler(env: ProtocolEnv): ProtocolHandler {
   }
   const requestParsed = (req: IncomingMessage, res: ServerResponse): void => {
     headParsed(req);
+    lastParsed.set(req.socket, req);
     res.on('finish', endIfClosing);
   };
   server.on('request', requestParsed);

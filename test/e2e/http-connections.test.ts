@@ -158,3 +158,51 @@ test('a request still waiting for its origin when the gateway stops is logged as
     await silent.close();
   }
 });
+
+for (const [name, body, ending, broken] of [
+  ['a FIN before the Content-Length is reached', 'Content-Length: 38\r\n\r\nshort', 'fin', ''],
+  [
+    'broken chunk framing',
+    'Transfer-Encoding: chunked\r\n\r\n2\r\nab\r\n',
+    'framing',
+    'XYZ\r\n0\r\n\r\n',
+  ],
+] as const) {
+  test(
+    `a request body cut short by ${name}: the connection and the origin's close at once, not at idle_timeout`,
+    { timeout: 15_000 },
+    async () => {
+      let originSide: Socket | undefined;
+      let originEnded = false;
+      const seen = await startTcpServer((socket) => {
+        socket.on('data', () => {
+          originSide = socket;
+        });
+        socket.on('end', () => {
+          originEnded = true;
+        });
+      });
+      try {
+        const client = connect({ port: g.port(), host: '127.0.0.1', allowHalfOpen: true });
+        client.on('error', () => undefined);
+        client.on('end', () => client.end());
+        const closed = once(client, 'close');
+        await once(client, 'connect');
+        client.write(`POST http://${local(seen.port)}/upload HTTP/1.1\r\nHost: x\r\n${body}`);
+        // The request is at the origin, waiting for the rest of its body, when the body breaks off.
+        await eventually(() => originSide !== undefined, 'the request reached the origin');
+        if (ending === 'fin') client.end();
+        else client.write(broken);
+        // The gateway's idle_timeout is the default (minutes): only the cut can close it now.
+        await closed;
+        const line = await g.waitForLog(
+          (l) => l.msg === 'session' && l.target === local(seen.port),
+        );
+        assert.equal(line.result, 'CLIENT_CLOSED');
+        await eventually(() => originEnded, 'the origin connection closed');
+      } finally {
+        await seen.close();
+      }
+    },
+  );
+}

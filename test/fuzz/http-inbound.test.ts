@@ -484,6 +484,28 @@ const REGRESSIONS = (): Case[] => {
     one(`${GET}\r\nNOT HTTP\r\n\r\n`),
     one(`${GET}Ho`, 'fin'),
     one(`${GET}Ho`, 'destroy'),
+    // A body that broke off while its request was being served (found: seeds 1257981028 and
+    // 778839575, depending on timing): the exchange waited for the rest of the body until
+    // idle_timeout. test/e2e/http-connections.test.ts pins it down without the timing.
+    {
+      inbound: 'http',
+      writes: [
+        'OPTIONS',
+        'S http',
+        `://localhost:${origin.port}/n HTTP/1.1\r\nHost: x\r\nContent-Length: 38\r\n\r\n`,
+      ].map((text) => Buffer.from(text, 'latin1')),
+      ending: 'fin',
+    },
+    {
+      inbound: 'mixed',
+      writes: [
+        Buffer.from(
+          `GET http://localhost:${origin.port}/%00 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2e\r\nGET /smuggl`,
+          'latin1',
+        ),
+      ],
+      ending: 'sentinel',
+    },
   ];
 };
 
