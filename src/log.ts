@@ -51,18 +51,37 @@ function batchedDestination(fd: number): FlushableDestination {
     periodicFlush: FLUSH_EVERY_MS,
     contentMode: 'buffer',
   });
+  let broken = false;
+  // A destination that fails for good (its reader gone: EPIPE) drops the lines from then on.
+  // Unheard, the error would reach the process as an uncaught exception, whose fatal line pino
+  // flushes synchronously, and sonic-boom's synchronous flush retries a failed write for ever:
+  // the whole gateway stopped, never to answer again.
+  boom.on('error', (err: NodeJS.ErrnoException) => {
+    if (broken) return;
+    broken = true;
+    process.stderr.write(
+      `junction: log destination failed (${err.code ?? err.message}): lines dropped\n`,
+    );
+  });
   return {
-    // Typed for text, but in buffer mode sonic-boom takes (and counts) a Buffer.
-    write: (line: string) => boom.write(Buffer.from(line) as unknown as string),
-    flush: (done?: (err?: Error) => unknown) => boom.flush(done),
-    flushSync: () => boom.flushSync(),
+    write(line: string): void {
+      // Typed for text, but in buffer mode sonic-boom takes (and counts) a Buffer.
+      if (!broken) boom.write(Buffer.from(line) as unknown as string);
+    },
+    flush(done?: (err?: Error) => unknown): void {
+      if (broken) done?.();
+      else boom.flush(done);
+    },
   };
 }
 
-/** What pino's `logger.flush()` and a stop need of the destination besides `write`. */
+/**
+ * What a stop needs of the destination besides `write` (pino's `logger.flush()`). No
+ * `flushSync`: pino would call it for every fatal line, and sonic-boom's retries a write that
+ * failed for good without end (see above); a fatal line goes out with the next batch instead.
+ */
 interface FlushableDestination extends DestinationStream {
   flush(done?: (err?: Error) => unknown): void;
-  flushSync(): void;
 }
 
 /** Keeps what helps an operator (type, message, code); drops foreign properties and causes. */
