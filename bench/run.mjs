@@ -216,10 +216,18 @@ const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 async function startProxy(args, originPort) {
   const proxy = { socks: await freePort(), http: await freePort() };
   const child = spawn(process.execPath, args(proxy), { stdio: ['ignore', 'ignore', 'inherit'] });
+  await untilAnswering(child, async () => {
+    (await openTunnel({ kind: 'socks5', proxy }, originPort)).destroy();
+  });
+  return { proxy, child };
+}
+
+/** Retries `probe` until the child proxy answers it (about 5 s), or stops the child. */
+async function untilAnswering(child, probe) {
   for (let tries = 0; ; tries++) {
     try {
-      (await openTunnel({ kind: 'socks5', proxy }, originPort)).destroy();
-      return { proxy, child };
+      await probe();
+      return;
     } catch (err) {
       if (tries > 100) {
         child.kill('SIGTERM');
@@ -291,18 +299,8 @@ async function startForwardProxy(args, originPort) {
   const port = await freePort();
   const child = spawn(process.execPath, args(port), { stdio: ['ignore', 'ignore', 'inherit'] });
   const agent = new Agent({ keepAlive: false });
-  for (let tries = 0; ; tries++) {
-    try {
-      await forwardedGet(agent, originPort, port);
-      return { port, child };
-    } catch (err) {
-      if (tries > 100) {
-        child.kill('SIGTERM');
-        throw err;
-      }
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-  }
+  await untilAnswering(child, () => forwardedGet(agent, originPort, port));
+  return { port, child };
 }
 
 async function forwarding(mainJs) {
