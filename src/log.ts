@@ -52,10 +52,9 @@ function batchedDestination(fd: number): FlushableDestination {
     contentMode: 'buffer',
   });
   let broken = false;
-  // A destination that fails for good (its reader gone: EPIPE) drops the lines from then on.
-  // Unheard, the error would reach the process as an uncaught exception, whose fatal line pino
-  // flushes synchronously, and sonic-boom's synchronous flush retries a failed write for ever:
-  // the whole gateway stopped, never to answer again.
+  // A destination that fails for good (its reader gone: EPIPE) drops the lines from then on,
+  // and says so once where it still can. pino's own guard quiets only EPIPE, and other errors it
+  // passes on would reach the process as uncaught exceptions.
   boom.on('error', (err: NodeJS.ErrnoException) => {
     if (broken) return;
     broken = true;
@@ -78,7 +77,9 @@ function batchedDestination(fd: number): FlushableDestination {
 /**
  * What a stop needs of the destination besides `write` (pino's `logger.flush()`). No
  * `flushSync`: pino would call it for every fatal line, and sonic-boom's retries a write that
- * failed for good without end (see above); a fatal line goes out with the next batch instead.
+ * failed for good without end, the main thread blocked (a fatal line logged before the first
+ * asynchronous write had failed stopped the gateway for good); a fatal line goes out with the
+ * next batch instead.
  */
 interface FlushableDestination extends DestinationStream {
   flush(done?: (err?: Error) => unknown): void;

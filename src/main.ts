@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// First, so that the modules below, loading, free its block (see the module).
+// For its effect on glibc's malloc, before anything else allocates (see the module).
 import './malloc-thresholds.js';
 import { packageVersion, readStdin, runCli } from './cli.js';
 

@@ -1,6 +1,7 @@
 /**
- * Imported first by main.ts, for its effect: the scavenges that load the other modules free the
- * block below.
+ * Imported by main.ts for its effect, before anything else allocates: the block below is freed
+ * by V8's first scavenge, which comes with the first traffic (loading the modules allocates mostly
+ * outside the young generation).
  *
  * glibc's malloc hands memory back to the kernel as soon as 128 KiB lie free at the top of its
  * heap, and takes it back on the next allocation as fresh pages, one fault per 4 KiB. A relay's
